@@ -1,0 +1,5 @@
+import sys
+
+from thgs.cli import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""Subcommands of the ``thgs`` CLI (one module each; see :mod:`thgs.cli`)."""

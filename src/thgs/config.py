@@ -1,0 +1,140 @@
+"""Dataclass configs <-> command-line flags.
+
+Every config is a dataclass whose fields carry their help text in ``field(metadata={"help": ...})``.
+:func:`add_dataclass_arguments` turns such a class into argparse flags (``--field-name``) and
+:func:`dataclass_from_namespace` builds the instance back, applying only the flags the user gave on
+top of a base instance (a named preset, say).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import typing
+from pathlib import Path
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+_MISSING = object()
+
+
+def option(default: Any = _MISSING, help: str = "", *, default_factory: Any = _MISSING, **meta: Any) -> Any:
+    """A dataclass field with its help text (shown by ``--help``)."""
+    metadata = {"help": help, **meta}
+    if default_factory is not _MISSING:
+        return dataclasses.field(default_factory=default_factory, metadata=metadata)
+    if default is _MISSING:
+        return dataclasses.field(metadata=metadata)
+    return dataclasses.field(default=default, metadata=metadata)
+
+
+def _flag(name: str, prefix: str) -> str:
+    return "--" + (prefix + name).replace("_", "-")
+
+
+def _dest(name: str, prefix: str) -> str:
+    return "cfg__" + (prefix + name)
+
+
+def _field_type(cls: type, f: dataclasses.Field) -> Any:
+    hints = typing.get_type_hints(cls)
+    return hints.get(f.name, f.type)
+
+
+def add_dataclass_arguments(parser: argparse.ArgumentParser, cls: type, prefix: str = "") -> None:
+    """Add one flag per field of ``cls`` (nested dataclasses get ``--outer-inner`` flags).
+
+    Defaults are not set on the parser (they stay ``None``) so that only flags the user passed
+    override the base config; the help text shows the class default.
+    """
+    group = parser.add_argument_group(cls.__name__) if not prefix else parser
+    for f in dataclasses.fields(cls):
+        ftype = _field_type(cls, f)
+        if dataclasses.is_dataclass(ftype):
+            add_dataclass_arguments(parser, ftype, prefix=prefix + f.name + "_")
+            continue
+        help_text = f.metadata.get("help", "")
+        default = f.default if f.default is not dataclasses.MISSING else (
+            f.default_factory() if f.default_factory is not dataclasses.MISSING else None)
+        kwargs: dict[str, Any] = {"dest": _dest(f.name, prefix), "default": None}
+        origin = typing.get_origin(ftype)
+        args = typing.get_args(ftype)
+        if origin is typing.Union and type(None) in args:
+            inner = [a for a in args if a is not type(None)]
+            ftype = inner[0] if len(inner) == 1 else str
+            origin = typing.get_origin(ftype)
+            args = typing.get_args(ftype)
+        if ftype is bool:
+            kwargs["action"] = argparse.BooleanOptionalAction
+        elif origin is typing.Literal:
+            kwargs["choices"] = list(args)
+            kwargs["type"] = type(args[0])
+        elif origin in (list, tuple):
+            kwargs["nargs"] = "+"
+            kwargs["type"] = args[0] if args and args[0] is not Ellipsis else float
+        elif ftype in (int, float, str):
+            kwargs["type"] = ftype
+        elif ftype is Path:
+            kwargs["type"] = Path
+        else:
+            kwargs["type"] = str
+        group.add_argument(_flag(f.name, prefix), help=f"{help_text} (default: {default})", **kwargs)
+
+
+def dataclass_from_namespace(ns: argparse.Namespace, base: T, prefix: str = "") -> T:
+    """Return ``base`` with the fields the user set in ``ns`` replaced."""
+    changes: dict[str, Any] = {}
+    cls = type(base)
+    for f in dataclasses.fields(cls):
+        ftype = _field_type(cls, f)
+        value = getattr(base, f.name)
+        if dataclasses.is_dataclass(ftype):
+            changes[f.name] = dataclass_from_namespace(ns, value, prefix=prefix + f.name + "_")
+            continue
+        given = getattr(ns, _dest(f.name, prefix), None)
+        if given is not None:
+            if typing.get_origin(ftype) is tuple or isinstance(value, tuple):
+                given = tuple(given)
+            changes[f.name] = given
+    return dataclasses.replace(base, **changes)
+
+
+def to_dict(cfg: Any) -> dict[str, Any]:
+    """A JSON-ready dict of a (nested) config dataclass."""
+
+    def conv(v: Any) -> Any:
+        if isinstance(v, Path):
+            return str(v)
+        if isinstance(v, (list, tuple)):
+            return [conv(x) for x in v]
+        if isinstance(v, dict):
+            return {k: conv(x) for k, x in v.items()}
+        return v
+
+    return conv(dataclasses.asdict(cfg))
+
+
+def from_dict(cls: type[T], data: dict[str, Any]) -> T:
+    """Build a (nested) config dataclass from :func:`to_dict` output; unknown keys are an error."""
+    known = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = set(data) - set(known)
+    if unknown:
+        raise ValueError(f"{cls.__name__}: unknown config keys {sorted(unknown)}")
+    kwargs: dict[str, Any] = {}
+    for name, value in data.items():
+        ftype = _field_type(cls, known[name])
+        if dataclasses.is_dataclass(ftype):
+            kwargs[name] = from_dict(ftype, value)
+        elif isinstance(value, list) and (typing.get_origin(ftype) is tuple):
+            kwargs[name] = tuple(value)
+        elif ftype is Path and value is not None:
+            kwargs[name] = Path(value)
+        else:
+            kwargs[name] = value
+    return cls(**kwargs)
+
+
+def dumps(cfg: Any) -> str:
+    return json.dumps(to_dict(cfg), indent=2, sort_keys=True)

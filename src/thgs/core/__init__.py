@@ -1,0 +1,1 @@
+"""Pure, typed, device-agnostic tensor functions (no parameters, no module state)."""

@@ -1,0 +1,141 @@
+"""Linear blend skinning, as pure functions that keep every transform.
+
+Gaussians are not vertices: skinning a Gaussian needs the blended 4x4 transform itself (to move its
+centre and rotate its orientation), so :func:`forward_kinematics` returns each joint's transform and
+:func:`blend_transforms` returns each point's.
+
+Conventions: ``pose`` is local axis-angle per joint, [B, J, 3]; joint 0 is the root; ``parents[j] < j``
+for j > 0 and ``parents[0] == -1``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from thgs.core.rotations import axis_angle_to_matrix
+
+
+def blend_shapes(coeffs: Tensor, basis: Tensor) -> Tensor:
+    """Linear blend shapes: coeffs [B, K], basis [V, 3, K] -> offsets [B, V, 3]."""
+    if coeffs.shape[-1] != basis.shape[-1]:
+        raise ValueError(f"blend_shapes: {coeffs.shape[-1]} coefficients for a basis of {basis.shape[-1]}")
+    return torch.einsum("bk,vck->bvc", coeffs, basis)
+
+
+def pose_feature(rot_mats: Tensor) -> Tensor:
+    """SMPL-style pose-corrective feature: (R_j - I) for every non-root joint, flattened: [B, (J-1)*9]."""
+    eye = torch.eye(3, dtype=rot_mats.dtype, device=rot_mats.device)
+    return (rot_mats[:, 1:] - eye).reshape(rot_mats.shape[0], -1)
+
+
+def make_transform(rot: Tensor, trans: Tensor) -> Tensor:
+    """rot [..., 3, 3], trans [..., 3] -> [..., 4, 4]."""
+    top = torch.cat([rot, trans[..., None]], dim=-1)
+    bottom = torch.zeros(*rot.shape[:-2], 1, 4, dtype=rot.dtype, device=rot.device)
+    bottom[..., 0, 3] = 1.0
+    return torch.cat([top, bottom], dim=-2)
+
+
+@dataclass
+class Kinematics:
+    """Result of forward kinematics for a batch of poses.
+
+    Attributes:
+        global_transforms: [B, J, 4, 4] each joint's frame in world (rest joint at origin of its frame).
+        skinning_transforms: [B, J, 4, 4] maps a rest-pose point to its posed position if it moved
+            rigidly with joint j (the transforms LBS blends).
+        posed_joints: [B, J, 3] joint positions after posing.
+    """
+
+    global_transforms: Tensor
+    skinning_transforms: Tensor
+    posed_joints: Tensor
+
+
+def forward_kinematics(rot_mats: Tensor, rest_joints: Tensor, parents: Tensor) -> Kinematics:
+    """Compose local rotations along the kinematic tree.
+
+    Args:
+        rot_mats: [B, J, 3, 3] local joint rotations.
+        rest_joints: [B, J, 3] joint locations in the rest pose.
+        parents: [J] long, parents[0] = -1.
+    """
+    B, J = rot_mats.shape[:2]
+    rel = rest_joints.clone()
+    par = parents.tolist()
+    rel[:, 1:] = rest_joints[:, 1:] - rest_joints[:, par[1:]]
+    local = make_transform(rot_mats, rel)  # [B, J, 4, 4]
+    chain = [local[:, 0]]
+    for j in range(1, J):
+        chain.append(chain[par[j]] @ local[:, j])
+    glob = torch.stack(chain, dim=1)
+    posed = glob[..., :3, 3]
+    # Remove the rest joint location: T_skin = G_j * translate(-rest_j).
+    offset = (glob[..., :3, :3] @ rest_joints[..., None])[..., 0]
+    skin = glob.clone()
+    skin[..., :3, 3] = glob[..., :3, 3] - offset
+    return Kinematics(global_transforms=glob, skinning_transforms=skin, posed_joints=posed)
+
+
+def pose_to_kinematics(pose: Tensor, rest_joints: Tensor, parents: Tensor) -> Kinematics:
+    """Axis-angle pose [B, J, 3] -> :class:`Kinematics`."""
+    return forward_kinematics(axis_angle_to_matrix(pose), rest_joints, parents)
+
+
+def blend_transforms(weights: Tensor, transforms: Tensor) -> Tensor:
+    """Per-point blended transforms.
+
+    Args:
+        weights: [N, J] or [B, N, J] skinning weights.
+        transforms: [B, J, 4, 4].
+    Returns:
+        [B, N, 4, 4]
+    """
+    B, J = transforms.shape[:2]
+    flat = transforms.reshape(B, J, 16)
+    if weights.dim() == 2:
+        out = torch.einsum("nj,bjk->bnk", weights, flat)
+    else:
+        out = torch.einsum("bnj,bjk->bnk", weights, flat)
+    return out.reshape(B, -1, 4, 4)
+
+
+def transform_points(transforms: Tensor, points: Tensor) -> Tensor:
+    """transforms [B, N, 4, 4], points [B, N, 3] or [N, 3] -> [B, N, 3]."""
+    if points.dim() == 2:
+        points = points.expand(transforms.shape[0], -1, -1)
+    return (transforms[..., :3, :3] @ points[..., None])[..., 0] + transforms[..., :3, 3]
+
+
+def transform_rotations(transforms: Tensor, rotations: Tensor) -> Tensor:
+    """Rotate orientation frames: transforms [B, N, 4, 4], rotations [B, N, 3, 3] or [N, 3, 3] -> [B, N, 3, 3].
+
+    The blended 3x3 block is not exactly orthonormal; callers that need a pure rotation
+    (quaternion Gaussians) should orthonormalise, e.g. with :func:`orthonormalize`.
+    """
+    return transforms[..., :3, :3] @ rotations
+
+
+def orthonormalize(m: Tensor) -> Tensor:
+    """Nearest rotation (polar decomposition via SVD) of [..., 3, 3] matrices."""
+    u, _, vh = torch.linalg.svd(m)
+    d = torch.det(u @ vh)
+    fix = torch.ones_like(m[..., 0, :])
+    fix[..., 2] = torch.sign(d)
+    return (u * fix[..., None, :]) @ vh
+
+
+def linear_blend_skinning(points: Tensor, weights: Tensor, transforms: Tensor) -> tuple[Tensor, Tensor]:
+    """Skin arbitrary points: returns (posed points [B, N, 3], per-point transforms [B, N, 4, 4])."""
+    per_point = blend_transforms(weights, transforms)
+    return transform_points(per_point, points), per_point
+
+
+__all__ = [
+    "Kinematics", "axis_angle_to_matrix", "blend_shapes", "blend_transforms", "forward_kinematics",
+    "linear_blend_skinning", "make_transform", "orthonormalize", "pose_feature", "pose_to_kinematics",
+    "transform_points", "transform_rotations",
+]

@@ -1,0 +1,53 @@
+"""Which device and rasterizer thgs uses: CUDA with gsplat when present, else the CPU reference."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+
+
+def default_device(prefer: str | None = None) -> str:
+    """``prefer`` ('cpu', 'cuda', 'cuda:1', or None/'auto') -> a torch device string.
+
+    The environment variable ``THGS_DEVICE`` overrides the automatic choice.
+    """
+    import torch
+
+    prefer = prefer or os.environ.get("THGS_DEVICE") or "auto"
+    if prefer == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if prefer.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError(f"device {prefer!r} asked for, but torch sees no CUDA GPU")
+    return prefer
+
+
+def gsplat_status() -> dict:
+    """Whether gsplat is importable and whether its CUDA extension is built/loadable.
+
+    Importing gsplat does not compile its kernels; ``compiled`` reports whether the extension is
+    already available without triggering a build (a first use compiles it, ~1 minute).
+    """
+    status = {"importable": False, "version": None, "compiled": False, "detail": ""}
+    if importlib.util.find_spec("gsplat") is None:
+        status["detail"] = "not installed (pip install 'thgs[gpu]')"
+        return status
+    try:
+        import gsplat  # noqa: F401
+
+        status["importable"] = True
+        status["version"] = getattr(gsplat, "__version__", None)
+    except Exception as exc:  # pragma: no cover - depends on the user's install
+        status["detail"] = f"import failed: {exc}"
+        return status
+    try:
+        if importlib.util.find_spec("gsplat.csrc") is not None:
+            status["compiled"] = True
+            status["detail"] = "prebuilt CUDA extension"
+        else:
+            from gsplat.cuda import _backend  # type: ignore
+
+            status["compiled"] = getattr(_backend, "_C", None) is not None
+            status["detail"] = "CUDA extension loaded" if status["compiled"] else "compiles on first use"
+    except Exception as exc:  # pragma: no cover
+        status["detail"] = f"extension unavailable: {exc}"
+    return status
