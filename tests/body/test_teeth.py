@@ -128,3 +128,34 @@ def test_teeth_pad_pose_correctives():
 def test_toy_load_with_teeth():
     b = toy.load(teeth=True)
     assert "teeth_vertex_range" in b.meta and b.num_vertices > toy.load().num_vertices
+
+
+def test_lower_teeth_follow_expression_when_the_body_has_no_jaw_bone():
+    import dataclasses
+
+    import torch
+
+    from thgs.body import toy
+    from thgs.body.model import BodyModel
+    from thgs.body.teeth import with_teeth
+
+    body = toy.load()
+    # The same body, but with the jaw carried by the head joint: jaw opening is then expression-only.
+    m = dataclasses.replace(body.mouth, jaw_joint=body.mouth.head_joint)
+    nojaw = BodyModel(name="nojaw", v_template=body.v_template, faces=body.faces,
+                      joint_regressor=body.joint_regressor, parents=body.parents, joint_names=body.joint_names,
+                      lbs_weights=body.lbs_weights, shapedirs=body.shapedirs, exprdirs=body.exprdirs,
+                      posedirs=body.posedirs, head_mask=body.head_mask, mouth=m,
+                      expression_names=body.expression_names)
+    t = with_teeth(nojaw)
+    lo = torch.tensor(t.meta["lower_teeth_vertices"])
+    up = torch.tensor(t.meta["upper_teeth_vertices"])
+    e = torch.zeros(1, t.num_expressions)
+    e[0, t.expression_names.index("jaw_open")] = 1.0
+    out0 = t(t.zero_pose(), expression=torch.zeros_like(e))
+    out1 = t(t.zero_pose(), expression=e)
+    lip_motion = (body.exprdirs[body.mouth.lower_lip, :, t.expression_names.index("jaw_open")]).mean(0)
+    lo_motion = (out1.vertices[0, lo] - out0.vertices[0, lo]).mean(0)
+    assert torch.allclose(lo_motion, lip_motion, atol=1e-6)
+    assert lo_motion.norm() > 1e-3
+    assert torch.allclose(out1.vertices[0, up], out0.vertices[0, up], atol=1e-7)

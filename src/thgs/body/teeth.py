@@ -12,7 +12,10 @@ w, lateral l = u x f): two rows of ``teeth_per_row`` rounded boxes along parabol
 of the mouth width, so the teeth fit any body in any unit.
 
 Buffers of the appended vertices: skinning weights one-hot (head joint / jaw joint), inside the head
-mask, zero expression and pose-corrective deltas, zero joint-regressor columns. Shape deltas: by default
+mask, zero pose-corrective deltas, zero joint-regressor columns. Expression deltas are zero, except for
+bodies without a jaw bone (``jaw_joint == head_joint``, as in anny, whose jaw opens through the
+``jawOpen`` expression): there the lower teeth translate with the mean expression motion of the lower
+lip, so they follow the opening jaw. Shape deltas: by default
 each row translates rigidly with the mean shape offset of its lip (upper teeth with the upper lip,
 lower with the lower lip) so that the teeth stay in the mouth when the shape changes the head's size or
 position; ``follow_shape=False`` gives zero shape deltas instead.
@@ -103,6 +106,10 @@ def with_teeth(body: BodyModel, teeth_per_row: int = 8, follow_shape: bool = Tru
         shapedirs[up_local] = body.shapedirs[mouth.upper_lip].mean(0)
         shapedirs[lo_local] = body.shapedirs[mouth.lower_lip].mean(0)
     exprdirs = torch.zeros(T, 3, body.num_expressions, device=dev)
+    if mouth.jaw_joint == mouth.head_joint and body.num_expressions:
+        # No jaw bone (anny): the jaw opens through expressions, so the lower teeth translate with the
+        # mean expression motion of the lower lip.
+        exprdirs[lo_local] = body.exprdirs[mouth.lower_lip].mean(0)
     posedirs = torch.cat([body.posedirs, torch.zeros(body.posedirs.shape[0], T * 3, device=dev)], 1)
 
     meta = dict(body.meta)
