@@ -1,0 +1,190 @@
+"""Driving signals for a trained avatar: the test split, new motion, new audio, fixed expressions, cameras.
+
+A :class:`Drive` is a sequence of T frames: body parameters, audio windows, one camera per frame, the
+audio clip to put in the video, and (for the test split) the subject frames it reproduces.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from thgs.avatar.model import FrameInputs
+from thgs.render.base import Camera
+
+SMPLX_PARTS = (("global_orient", 1), ("body_pose", 21), ("jaw_pose", 1), ("leye_pose", 1), ("reye_pose", 1),
+               ("left_hand_pose", 15), ("right_hand_pose", 15))
+"""SMPL-X .npz keys in joint order (55 joints)."""
+
+
+class DriveError(ValueError):
+    """A driving input (motion, audio, expression) is unusable; the message names the file and field."""
+
+
+@dataclass
+class Drive:
+    """T frames of driving signals.
+
+    pose [T, J, 3]; transl [T, 3]; betas [S]; expression [T, E]; audio [T, 8, 16, C] or None;
+    cameras: T cameras (or one, used for every frame); clip: (samples, sample_rate) covering the frames
+    or None; frames: the subject frames reproduced (test split) or None.
+    """
+
+    pose: Tensor
+    transl: Tensor
+    betas: Tensor
+    expression: Tensor
+    fps: float
+    cameras: list[Camera]
+    audio: Tensor | None = None
+    clip: tuple[np.ndarray, int] | None = None
+    frames: list[int] | None = None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return int(self.pose.shape[0])
+
+    def camera(self, t: int) -> Camera:
+        return self.cameras[t] if len(self.cameras) > 1 else self.cameras[0]
+
+    def inputs(self, t: int) -> FrameInputs:
+        return FrameInputs(pose=self.pose[t], transl=self.transl[t], betas=self.betas, expression=self.expression[t],
+                           audio_window=self.audio[t] if self.audio is not None else None, frame_index=None)
+
+
+def _t(x: Any) -> Tensor:
+    return torch.as_tensor(np.asarray(x), dtype=torch.float32)
+
+
+def subject_drive(subject: Any, frames: list[int], camera: Camera, audio: Tensor | None) -> Drive:
+    """Reproduce ``frames`` of the subject (e.g. its test split) from its own camera.
+
+    ``audio``: the subject's [T_all, 8, 16, C] audio neighbourhoods or None."""
+    p = subject.params()
+    idx = torch.as_tensor(frames, dtype=torch.long)
+    clip = None
+    if getattr(subject, "has_audio", False) and frames:
+        samples, sr = subject.audio()
+        a = int(round(frames[0] / subject.fps * sr))
+        b = int(round((frames[-1] + 1) / subject.fps * sr))
+        clip = (np.asarray(samples[a:b], dtype=np.float32), int(sr))
+    return Drive(pose=_t(p["pose"])[idx], transl=_t(p["transl"])[idx], betas=_t(p["betas"]).reshape(-1),
+                 expression=_t(p["expression"])[idx], fps=float(subject.fps), cameras=[camera],
+                 audio=audio[idx] if audio is not None else None, clip=clip, frames=list(frames))
+
+
+def load_motion(path: str | Path, num_joints: int, num_expressions: int) -> dict[str, Tensor]:
+    """Read per-frame poses: our params.npz (pose [T, J, 3], transl, betas, expression) or an SMPL-X .npz
+    (global_orient, body_pose, jaw_pose, leye_pose, reye_pose, left/right_hand_pose (axis-angle, not PCA),
+    transl, betas, expression). Returns pose [T, J, 3], transl [T, 3], and betas/expression when present."""
+    path = Path(path)
+    try:
+        data = dict(np.load(path, allow_pickle=False))
+    except (OSError, ValueError) as exc:
+        raise DriveError(f"{path}: cannot read motion ({exc})") from None
+    out: dict[str, Tensor] = {}
+    if "pose" in data:
+        pose = _t(data["pose"])
+        if pose.dim() == 2 and pose.shape[1] == num_joints * 3:
+            pose = pose.reshape(-1, num_joints, 3)
+        if pose.dim() != 3 or pose.shape[1:] != (num_joints, 3):
+            raise DriveError(f"{path}: field 'pose' has shape {tuple(pose.shape)}, expected (T, {num_joints}, 3)")
+    elif "global_orient" in data and "body_pose" in data:
+        if num_joints != 55:
+            raise DriveError(f"{path}: an SMPL-X motion needs a 55-joint body; this avatar's body has {num_joints}")
+        T = int(np.asarray(data["global_orient"]).reshape(len(data["global_orient"]), -1).shape[0])
+        parts = []
+        for key, n in SMPLX_PARTS:
+            if key in data:
+                arr = _t(data[key]).reshape(T, -1)
+                if arr.shape[1] != n * 3:
+                    raise DriveError(f"{path}: field {key!r} has {arr.shape[1]} values per frame, expected {n * 3} "
+                                     "(axis-angle; PCA hand poses are not supported)")
+                parts.append(arr.reshape(T, n, 3))
+            else:
+                parts.append(torch.zeros(T, n, 3))
+        pose = torch.cat(parts, 1)
+    else:
+        raise DriveError(f"{path}: no field 'pose' (params.npz) and no 'global_orient'/'body_pose' (SMPL-X)")
+    T = pose.shape[0]
+    out["pose"] = pose
+    transl = _t(data["transl"]).reshape(T, 3) if "transl" in data else torch.zeros(T, 3)
+    out["transl"] = transl
+    if "betas" in data:
+        out["betas"] = _t(data["betas"]).reshape(-1)
+    if "expression" in data:
+        e = _t(data["expression"]).reshape(T, -1)
+        k = min(e.shape[1], num_expressions)
+        full = torch.zeros(T, num_expressions)
+        full[:, :k] = e[:, :k]
+        out["expression"] = full
+    return out
+
+
+def parse_expression(spec: str, names: list[str], num_frames: int) -> Tensor:
+    """``name=value[,name=value...]`` (names from the body's expression names, or ``expr<k>``) or a .npy of
+    [E] or [T, E] -> [T, E]."""
+    E = len(names)
+    if spec.endswith(".npy"):
+        try:
+            arr = _t(np.load(spec))
+        except (OSError, ValueError) as exc:
+            raise DriveError(f"{spec}: cannot read expression ({exc})") from None
+        if arr.dim() == 1:
+            arr = arr[None].expand(num_frames, -1)
+        if arr.dim() != 2 or arr.shape[0] != num_frames:
+            raise DriveError(f"{spec}: expression has shape {tuple(arr.shape)}, expected ({E},) or ({num_frames}, {E})")
+        out = torch.zeros(num_frames, E)
+        k = min(E, arr.shape[1])
+        out[:, :k] = arr[:, :k]
+        return out
+    vec = torch.zeros(E)
+    for item in filter(None, (s.strip() for s in spec.split(","))):
+        name, eq, value = item.partition("=")
+        if not eq:
+            raise DriveError(f"--expression: {item!r} is not name=value")
+        if name in names:
+            k = names.index(name)
+        elif name.startswith("expr") and name[4:].isdigit() and int(name[4:]) < E:
+            k = int(name[4:])
+        else:
+            raise DriveError(f"--expression: unknown expression {name!r}; known: {', '.join(names)}")
+        try:
+            vec[k] = float(value)
+        except ValueError:
+            raise DriveError(f"--expression: {item!r}: {value!r} is not a number") from None
+    return vec[None].expand(num_frames, -1).clone()
+
+
+def rotate_camera(camera: Camera, center: Tensor, up: Tensor, degrees: float) -> Camera:
+    """The camera moved on a circle about the vertical axis ``up`` through ``center`` by ``degrees``
+    (still looking the same way relative to the body)."""
+    a = math.radians(degrees)
+    k = torch.nn.functional.normalize(up.float(), dim=0)
+    K = torch.tensor([[0, -k[2], k[1]], [k[2], 0, -k[0]], [-k[1], k[0], 0]])
+    R = torch.eye(3) + math.sin(a) * K + (1 - math.cos(a)) * (K @ K)
+    M = torch.eye(4)  # world -> world rotation about the axis through center
+    M[:3, :3] = R
+    M[:3, 3] = center - R @ center
+    w2c = camera.world_to_cam @ torch.linalg.inv(M)
+    return Camera(camera.K.clone(), w2c, camera.width, camera.height, camera.near, camera.far)
+
+
+def orbit(camera: Camera, center: Tensor, up: Tensor, num_frames: int, degrees: float = 360.0,
+          start: float = 0.0) -> list[Camera]:
+    """``num_frames`` cameras going once round the body (``degrees`` in all)."""
+    return [rotate_camera(camera, center, up, start + degrees * t / max(1, num_frames)) for t in range(num_frames)]
+
+
+def with_cameras(drive: Drive, cameras: list[Camera]) -> Drive:
+    return replace(drive, cameras=cameras)
+
+
+__all__ = ["Drive", "DriveError", "load_motion", "orbit", "parse_expression", "rotate_camera", "subject_drive",
+           "with_cameras"]

@@ -1,0 +1,247 @@
+"""``THGSAvatar``: canonical Gaussians + LEB + SAAM + skinning + per-frame refinements (Eq. 4-7).
+
+For one frame the forward pass computes, per Gaussian i with parent vertex p(i):
+
+    mu_e = mu + B_S(beta)[p] + B_E_hat(psi + d_psi)[p] + B_P(theta + d_theta)[p] + SAAM(mu, A)   (Eq. 5)
+    M    = sum_j w_j(mu_e) T_j(theta + d_theta)                                               (Eq. 6)
+    mu_theta = M_rot mu_e + M_t,   r_theta = polar(M_rot) r                                    (Eq. 7)
+
+Blend-shape values come from the parent vertex (every Gaussian is born on a vertex and keeps its
+parent through densification). ``polar`` is the Gram-Schmidt projection of the blended 3x3 block
+onto a rotation (cheap and differentiable everywhere, unlike an SVD near repeated singular values).
+The SAAM deltas act only on mouth Gaussians (inside the teeth box, see :func:`mouth_box`); its
+rotation delta is added to the raw quaternion and its scale delta to the log-scale.
+
+Module groups (``pose``, ``expression``, ``skinning``, ``blendshapes``, ``saam``) start frozen
+(no gradient reaches them); the trainer calls :meth:`THGSAvatar.set_group_active` at each group's
+start step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor, nn
+
+from thgs.avatar import gaussians as G
+from thgs.avatar.leb import LearnableExpressionBlendshapes
+from thgs.avatar.refine import FrameRefinements
+from thgs.avatar.saam import SAAM
+from thgs.avatar.state import GaussianState
+from thgs.body.model import BodyModel
+from thgs.core import lbs
+from thgs.core.rotations import matrix_to_quaternion, normalize_quaternion, quaternion_multiply, rotation_6d_to_matrix
+from thgs.render.base import GaussianSet
+
+GROUPS = ("pose", "expression", "skinning", "blendshapes", "saam")
+
+
+@dataclass
+class AvatarOptions:
+    """Which components the avatar has (the ablation switches) and their sizes."""
+
+    leb: bool = True  # Learnable Expression Blendshapes (section 4.3)
+    saam: bool = True  # Spatial Audio Attention Module (section 4.4)
+    use_expression: bool = True  # feed the tracked expression coefficients through the blend shapes
+    use_audio: bool = True  # feed audio to SAAM (off: SAAM is absent)
+    joint_opt: bool = True  # per-frame pose/expression residuals and the skinning residual (section 4.5)
+    pose_correctives: bool = True  # the body's pose-dependent blend shapes B_P, if it has them
+    skinning: str = "grid"  # "grid": voxel skinning grid with learnable residual (Eq. 18); "parent": parent vertex weights
+    grid_resolution: int = 64
+    grid_padding: float = 0.1
+    mouth_margin: float = 0.02  # grown mouth box, units for a 1.7 m body (scaled by body height)
+    audio_dim: int = 32
+    saam_hidden: int = 64
+    hash_levels: int = 12
+    hash_features: int = 2
+    hash_base_resolution: int = 16
+    hash_max_resolution: int = 256
+    hash_log2_table: int = 14
+    init: G.InitOptions = field(default_factory=G.InitOptions)
+
+
+@dataclass
+class FrameInputs:
+    """One frame's driving signals.
+
+    pose [J, 3] axis-angle; transl [3]; betas [S] or None; expression [E] or None;
+    audio_window [8, 16, C] or None; frame_index: the subject frame (selects refinements) or None.
+    """
+
+    pose: Tensor
+    transl: Tensor
+    betas: Tensor | None = None
+    expression: Tensor | None = None
+    audio_window: Tensor | None = None
+    frame_index: int | None = None
+
+
+@dataclass
+class AvatarOutput:
+    """The posed Gaussians plus what losses and densification need."""
+
+    gaussians: GaussianSet
+    canonical_means: Tensor  # [N, 3] raw mu (before offsets), for the vertex loss
+    mouth: Tensor  # [N] bool, the Gaussians SAAM acted on (all False without SAAM)
+
+
+class THGSAvatar(nn.Module):
+    """The THGS avatar for one subject.
+
+    Args:
+        body: the body model (teeth already added with ``thgs.body.teeth.with_teeth`` if wanted).
+        options: components and sizes.
+        num_frames: frames of the subject (rows of the per-frame refinement tables).
+        audio_channels: C of the audio windows (SAAM is built only when > 0 and enabled).
+    """
+
+    def __init__(self, body: BodyModel, options: AvatarOptions | None = None, num_frames: int = 0,
+                 audio_channels: int = 0) -> None:
+        super().__init__()
+        o = options or AvatarOptions()
+        self.options = o
+        self.body = body
+        self.state: GaussianState = G.init_state(body, o.init)
+        self.sh_degree = o.init.sh_degree
+        self.leb = LearnableExpressionBlendshapes(body.exprdirs, body.head_mask) if (o.leb and o.use_expression) else None
+        self.refine = (FrameRefinements(num_frames, body.num_joints, body.num_expressions)
+                       if (o.joint_opt and num_frames > 0) else None)
+        self.skin_grid = None
+        if o.skinning == "grid":
+            from thgs.avatar.skinning_grid import SkinningGrid
+
+            self.skin_grid = SkinningGrid.from_body(body, resolution=o.grid_resolution, padding=o.grid_padding)
+        elif o.skinning != "parent":
+            raise ValueError(f"avatar: skinning must be 'grid' or 'parent', got {o.skinning!r}")
+        self.register_buffer("mouth_box", G.mouth_box(body, o.mouth_margin))
+        self.saam = None
+        if o.saam and o.use_audio and audio_channels > 0:
+            head = body.v_template[body.head_mask] if body.head_mask.any() else body.v_template
+            grow = 0.05 * G.body_scale(body)
+            box = torch.stack([head.min(0).values - grow, head.max(0).values + grow])
+            self.saam = SAAM(audio_channels, box, audio_dim=o.audio_dim, hidden=o.saam_hidden,
+                             levels=o.hash_levels, features=o.hash_features,
+                             base_resolution=o.hash_base_resolution, max_resolution=o.hash_max_resolution,
+                             log2_table=o.hash_log2_table)
+        self.active: dict[str, bool] = {g: False for g in GROUPS}
+        for g in GROUPS:
+            self.set_group_active(g, False)
+
+    # -- groups ------------------------------------------------------------------------------
+    def group_parameters(self, group: str) -> list[nn.Parameter]:
+        """The parameters of one optimisation group (empty if the component is switched off)."""
+        if group == "pose":
+            return [self.refine.pose] if self.refine is not None else []
+        if group == "expression":
+            return [self.refine.expression] if (self.refine is not None and self.options.use_expression) else []
+        if group == "skinning":
+            return [self.skin_grid.delta] if (self.skin_grid is not None and self.options.joint_opt) else []
+        if group == "blendshapes":
+            return [self.leb.delta] if self.leb is not None else []
+        if group == "saam":
+            return list(self.saam.parameters()) if self.saam is not None else []
+        raise KeyError(f"unknown parameter group {group!r}; known: {GROUPS}")
+
+    def set_group_active(self, group: str, active: bool) -> None:
+        """Switch a group on (its parameters take part and receive gradients) or off (frozen, unused)."""
+        self.active[group] = bool(active)
+        for p in self.group_parameters(group):
+            p.requires_grad_(bool(active))
+        if self.skin_grid is not None and group == "skinning" and hasattr(self.skin_grid, "delta"):
+            self.skin_grid.delta.requires_grad_(bool(active) and self.options.joint_opt)
+
+    @property
+    def num_gaussians(self) -> int:
+        return self.state.num
+
+    # -- forward -----------------------------------------------------------------------------
+    def vertex_offsets(self, pose: Tensor, betas: Tensor | None, expression: Tensor | None) -> Tensor:
+        """Per-vertex canonical offsets B_S + B_E_hat + B_P: [V, 3]."""
+        body = self.body
+        off = torch.zeros_like(body.v_template)
+        if betas is not None and body.num_betas:
+            k = min(betas.shape[-1], body.num_betas)
+            off = off + torch.einsum("k,vck->vc", betas[:k], body.shapedirs[..., :k])
+        if expression is not None and self.options.use_expression and body.num_expressions:
+            if self.leb is not None:
+                off = off + self.leb.offsets(expression[None], learnable=self.active["blendshapes"])[0]
+            else:
+                k = min(expression.shape[-1], body.num_expressions)
+                off = off + torch.einsum("k,vck->vc", expression[:k], body.exprdirs[..., :k])
+        if self.options.pose_correctives and body.posedirs.shape[0]:
+            rot = lbs.axis_angle_to_matrix(pose[None])
+            off = off + (lbs.pose_feature(rot) @ body.posedirs).reshape(-1, 3)
+        return off
+
+    def effective_inputs(self, frame: FrameInputs) -> tuple[Tensor, Tensor | None]:
+        """The pose [J, 3] and expression [E] after adding active per-frame refinements."""
+        pose, expr = frame.pose, frame.expression
+        if self.refine is not None and frame.frame_index is not None:
+            if self.active["pose"]:
+                pose = pose + self.refine.pose_delta(frame.frame_index)
+            if self.active["expression"] and expr is not None:
+                k = min(expr.shape[-1], self.refine.expression.shape[1])
+                d = self.refine.expression_delta(frame.frame_index)
+                expr = torch.cat([expr[:k] + d[:k], expr[k:]])
+        return pose, expr
+
+    def forward_full(self, frame: FrameInputs) -> AvatarOutput:
+        """Posed, activated Gaussians in world space plus auxiliary outputs."""
+        st = self.state
+        mu = st["means"]
+        parent = st["parent"]
+        pose, expr = self.effective_inputs(frame)
+        betas = frame.betas
+        offsets = self.vertex_offsets(pose, betas, expr)[parent]  # [N, 3]
+        mu_e = mu + offsets
+        quats = st["quats"]
+        log_scales = st["log_scales"]
+        mouth = torch.zeros(mu.shape[0], dtype=torch.bool, device=mu.device)
+        if self.saam is not None and self.active["saam"] and frame.audio_window is not None:
+            mouth = G.in_box(mu.detach(), self.mouth_box)
+            if mouth.any():
+                idx = mouth.nonzero(as_tuple=True)[0]
+                d_mu, d_q, d_s = self.saam(mu[idx], frame.audio_window)
+                mu_e = mu_e.index_add(0, idx, d_mu)
+                quats = quats.index_add(0, idx, d_q)
+                log_scales = log_scales.index_add(0, idx, d_s)
+        # Skinning (Eq. 6-7).
+        if self.skin_grid is not None:
+            weights = self.skin_grid.weights(mu_e)
+        else:
+            weights = self.body.lbs_weights[parent]
+        rest_joints = self.body.rest_joints(betas[None] if betas is not None else None)
+        kin = lbs.pose_to_kinematics(pose[None], rest_joints, self.body.parents)
+        per_point = lbs.blend_transforms(weights, kin.skinning_transforms)[0]  # [N, 4, 4]
+        rot = per_point[:, :3, :3]
+        means = (rot @ mu_e[:, :, None])[:, :, 0] + per_point[:, :3, 3] + frame.transl
+        rot_pure = rotation_6d_to_matrix(torch.cat([rot[:, :, 0], rot[:, :, 1]], dim=-1))
+        q = quaternion_multiply(matrix_to_quaternion(rot_pure), normalize_quaternion(quats))
+        if self.sh_degree == 0:
+            colors = G.sh_to_rgb_dc(st["sh"])
+            sh_degree = None
+        else:
+            colors = st["sh"]
+            sh_degree = self.sh_degree
+        gs = GaussianSet(means=means, quats=q, scales=G.activate_scales(log_scales),
+                         opacities=G.activate_opacities(st["opacity_logits"]), colors=colors, sh_degree=sh_degree)
+        return AvatarOutput(gaussians=gs, canonical_means=mu, mouth=mouth)
+
+    def forward(self, frame: FrameInputs) -> GaussianSet:
+        return self.forward_full(frame).gaussians
+
+    # -- regularisers --------------------------------------------------------------------------
+    def parent_positions(self) -> Tensor:
+        """[N, 3] the template vertex each Gaussian is bound to."""
+        return self.body.v_template[self.state["parent"]]
+
+    # -- checkpoints -------------------------------------------------------------------------
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):  # type: ignore[override]
+        """Like ``nn.Module.load_state_dict``, but first resizes the Gaussian state to the stored N."""
+        shapes = {k[len("state."):]: v.shape for k, v in state_dict.items() if k.startswith("state.")}
+        self.state.resize_like(shapes)
+        return super().load_state_dict(state_dict, strict=strict, assign=assign)
+
+
+__all__ = ["AvatarOptions", "AvatarOutput", "FrameInputs", "GROUPS", "THGSAvatar"]

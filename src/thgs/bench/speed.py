@@ -1,0 +1,264 @@
+"""Render and training speed of an avatar: the whole frame, each part of the animation, and the
+rasterization-only floor, measured in the same run on the same Gaussians.
+
+Parts of one frame (the order of :meth:`thgs.avatar.model.THGSAvatar.forward_full`):
+
+- ``blendshapes``: shape + expression (learnable, LEB) + pose-corrective offsets of the parent vertices;
+- ``saam``: the mouth-box test and the Spatial Audio Attention Module on the mouth Gaussians;
+- ``skinning``: voxel-grid weights, forward kinematics, blended transforms and their application;
+- ``animation``: the whole forward (the three above plus activations), i.e. ``model(inputs)``;
+- ``rasterization``: ``render`` of fixed posed Gaussians (the floor no avatar can beat);
+- ``frame``: animation + rasterization, what one new video frame costs.
+
+Each part is timed on its own (warm-up, many repeats, median), so the parts do not add up exactly to
+the whole. ``batched`` poses B frames per call: the per-frame offsets and SAAM run frame by frame (the
+avatar's modules take one frame), the skinning runs once on [B, N] points (the skinning grid and the
+LBS functions take a batch), and each frame is rasterized (the renderer takes one camera per call).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from thgs.avatar import gaussians as G
+from thgs.avatar.model import GROUPS, AvatarOptions, FrameInputs, THGSAvatar
+from thgs.bench.timing import Timing, time_fn
+from thgs.core import lbs
+from thgs.core.rotations import matrix_to_quaternion, normalize_quaternion, quaternion_multiply, rotation_6d_to_matrix
+from thgs.render.base import Camera, GaussianSet, render
+
+
+@dataclass
+class SpeedOptions:
+    """width/height: image size; warmup/repeats: per timed part; batch: frames per batched call (0: skip);
+    mode/backend: rasterization."""
+
+    width: int = 1280
+    height: int = 720
+    warmup: int = 10
+    repeats: int = 100
+    batch: int = 8
+    mode: str = "2dgs"
+    backend: str = "auto"
+
+
+def fresh_avatar(body: Any, num_gaussians: int, *, audio_channels: int = 44, sh_degree: int = 1, seed: int = 0,
+                 grid_resolution: int = 64) -> THGSAvatar:
+    """An untrained avatar with every component on (LEB, SAAM, voxel skinning) and ``num_gaussians``
+    Gaussians: the initial ones on the body's vertices plus copies of random ones jittered by 2 mm (so the
+    count matches a trained avatar's; the cost of a frame depends on the count, not on the values)."""
+    from thgs.avatar.gaussians import InitOptions
+
+    opts = AvatarOptions(init=InitOptions(sh_degree=sh_degree, seed=seed), grid_resolution=grid_resolution)
+    model = THGSAvatar(body, opts, num_frames=0, audio_channels=audio_channels)
+    n0 = model.num_gaussians
+    if num_gaussians > n0:
+        g = torch.Generator().manual_seed(seed)
+        src = torch.randint(0, n0, (num_gaussians - n0,), generator=g)
+        means = model.state["means"].detach()[src] + 0.002 * torch.randn(src.shape[0], 3, generator=g)
+        model.state.append(src, overrides={"means": means})
+    elif num_gaussians and num_gaussians < n0:
+        model.state.select(torch.randperm(n0, generator=torch.Generator().manual_seed(seed))[:num_gaussians])
+    for grp in GROUPS:
+        model.set_group_active(grp, True)
+    return model.eval()
+
+
+def frame_inputs_for(model: THGSAvatar, num: int, seed: int = 0) -> list[FrameInputs]:
+    """``num`` plausible frames: small random joint rotations, random expressions and audio windows."""
+    g = torch.Generator().manual_seed(seed)
+    body = model.body
+    dev = model.body.v_template.device
+    C = _audio_channels(model)
+    out = []
+    for _ in range(num):
+        out.append(FrameInputs(
+            pose=(0.1 * torch.randn(body.num_joints, 3, generator=g)).to(dev),
+            transl=torch.zeros(3, device=dev),
+            betas=torch.zeros(body.num_betas, device=dev),
+            expression=(0.5 * torch.randn(body.num_expressions, generator=g)).to(dev),
+            audio_window=torch.randn(8, 16, C, generator=g).to(dev) if C else None))
+    return out
+
+
+def _audio_channels(model: THGSAvatar) -> int:
+    """C of the audio windows the avatar's SAAM takes (0 without SAAM)."""
+    return int(model.saam.audio.in_channels) if model.saam is not None else 0
+
+
+def _skin(model: THGSAvatar, mu_e: Tensor, pose: Tensor, betas: Tensor | None, transl: Tensor,
+          quats: Tensor) -> tuple[Tensor, Tensor]:
+    """Skinning of canonical points ``mu_e`` [B, N, 3] for poses [B, J, 3] (transl [B, 3]) ->
+    (posed means [B, N, 3], rotations [B, N, 4]); the same operations as ``forward_full``."""
+    if model.skin_grid is not None:
+        weights = model.skin_grid.weights(mu_e)
+    else:
+        weights = model.body.lbs_weights[model.state["parent"]]
+    rest = model.body.rest_joints(betas[None] if betas is not None else None)
+    kin = lbs.pose_to_kinematics(pose, rest.expand(pose.shape[0], -1, -1) if rest.shape[0] == 1 else rest,
+                                 model.body.parents)
+    per_point = lbs.blend_transforms(weights, kin.skinning_transforms)  # [B, N, 4, 4]
+    rot = per_point[..., :3, :3]
+    means = (rot @ mu_e[..., None])[..., 0] + per_point[..., :3, 3] + transl[:, None]
+    rot_pure = rotation_6d_to_matrix(torch.cat([rot[..., 0], rot[..., 1]], dim=-1))
+    q = quaternion_multiply(matrix_to_quaternion(rot_pure), normalize_quaternion(quats))
+    return means, q
+
+
+@torch.no_grad()
+def animate_batch(model: THGSAvatar, frames: list[FrameInputs]) -> list[GaussianSet]:
+    """Pose B frames with one batched skinning call: the same Gaussians as ``model(frame)`` for each frame
+    (no per-frame refinements; inference does not use them)."""
+    st = model.state
+    mu, parent = st["means"], st["parent"]
+    mu_e, quats, log_scales = [], [], []
+    for f in frames:
+        m = mu + model.vertex_offsets(f.pose, f.betas, f.expression)[parent]
+        q, s = st["quats"], st["log_scales"]
+        if model.saam is not None and model.active["saam"] and f.audio_window is not None:
+            mouth = G.in_box(mu, model.mouth_box)
+            if mouth.any():
+                idx = mouth.nonzero(as_tuple=True)[0]
+                d_mu, d_q, d_s = model.saam(mu[idx], f.audio_window)
+                m, q, s = m.index_add(0, idx, d_mu), q.index_add(0, idx, d_q), s.index_add(0, idx, d_s)
+        mu_e.append(m)
+        quats.append(q)
+        log_scales.append(s)
+    pose = torch.stack([f.pose for f in frames])
+    transl = torch.stack([f.transl for f in frames])
+    betas = frames[0].betas
+    means, q = _skin(model, torch.stack(mu_e), pose, betas, transl, torch.stack(quats))
+    opac = G.activate_opacities(st["opacity_logits"])
+    if model.sh_degree == 0:
+        colors, sh = G.sh_to_rgb_dc(st["sh"]), None
+    else:
+        colors, sh = st["sh"], model.sh_degree
+    return [GaussianSet(means=means[b], quats=q[b], scales=G.activate_scales(log_scales[b]), opacities=opac,
+                        colors=colors, sh_degree=sh) for b in range(len(frames))]
+
+
+def bench_camera(model: THGSAvatar, width: int, height: int) -> Camera:
+    """A frontal camera framing the whole rest-pose body at ``width`` x ``height`` (image up = body up)."""
+    v = model.body.v_template.detach().cpu()
+    lo, hi = v.min(0).values, v.max(0).values
+    center = (lo + hi) / 2
+    ext = hi - lo
+    up_axis = int(torch.argmax(ext))  # the body's long axis
+    up = torch.zeros(3)
+    up[up_axis] = 1.0
+    depth_axis = [i for i in range(3) if i != up_axis][int(torch.argmin(ext[[i for i in range(3) if i != up_axis]]))]
+    fwd = torch.zeros(3)
+    fwd[depth_axis] = 1.0
+    fov = 30.0
+    import math
+
+    dist = 0.6 * float(ext[up_axis]) / math.tan(math.radians(fov / 2))
+    return Camera.look_at(center + fwd * dist, center, up, fov, width, height)
+
+
+def render_speed(model: THGSAvatar, opts: SpeedOptions, device: str) -> dict[str, Any]:
+    """Time every part of a frame (see the module docstring) on ``device``; returns a JSON-ready dict with
+    ``parts`` {name: Timing.as_dict()}, ``floor_ms``, ``frame_over_floor`` and the settings."""
+    model = model.to(device).eval()
+    cam = bench_camera(model, opts.width, opts.height).to(device)
+    bg = torch.ones(3, device=device)
+    frames = frame_inputs_for(model, max(1, opts.batch))
+    f0 = frames[0]
+    st = model.state
+    mu, parent = st["means"], st["parent"]
+
+    def t(fn) -> Timing:
+        return time_fn(fn, device, warmup=opts.warmup, repeats=opts.repeats)
+
+    parts: dict[str, Timing] = {}
+    with torch.no_grad():
+        parts["blendshapes"] = t(lambda: model.vertex_offsets(f0.pose, f0.betas, f0.expression)[parent])
+        if model.saam is not None and f0.audio_window is not None:
+            def saam() -> None:
+                idx = G.in_box(mu, model.mouth_box).nonzero(as_tuple=True)[0]
+                model.saam(mu[idx], f0.audio_window)
+
+            parts["saam"] = t(saam)
+        mu_e = (mu + model.vertex_offsets(f0.pose, f0.betas, f0.expression)[parent])[None]
+        parts["skinning"] = t(lambda: _skin(model, mu_e, f0.pose[None], f0.betas, f0.transl[None], st["quats"][None]))
+        parts["animation"] = t(lambda: model(f0))
+        gs = model(f0)
+        parts["rasterization"] = t(lambda: render(gs, cam, bg, mode=opts.mode, backend=opts.backend))
+        parts["frame"] = t(lambda: render(model(f0), cam, bg, mode=opts.mode, backend=opts.backend))
+        result: dict[str, Any] = {"parts": {k: v.as_dict() for k, v in parts.items()}}
+        if opts.batch > 1:
+            def batched() -> None:
+                for g in animate_batch(model, frames):
+                    render(g, cam, bg, mode=opts.mode, backend=opts.backend)
+
+            def batched_anim() -> None:
+                animate_batch(model, frames)
+
+            tb = t(batched)
+            ta = t(batched_anim)
+            B = len(frames)
+            result["batched"] = {"batch": B, "frame_ms": tb.median / B, "fps": 1000.0 * B / tb.median,
+                                 "animation_ms": ta.median / B, "call_ms": tb.median}
+    floor = parts["rasterization"].median
+    from thgs.render.base import available_backends
+
+    result.update({
+        "device": device, "backend": opts.backend if opts.backend != "auto" else available_backends(device)[0],
+        "mode": opts.mode, "width": opts.width, "height": opts.height, "num_gaussians": int(model.num_gaussians),
+        "sh_degree": model.sh_degree, "warmup": opts.warmup, "repeats": opts.repeats,
+        "floor_ms": floor, "frame_over_floor": parts["frame"].median / floor if floor > 0 else float("nan"),
+        "components": {"leb": model.leb is not None, "saam": model.saam is not None,
+                       "skinning": "grid" if model.skin_grid is not None else "parent"},
+    })
+    return result
+
+
+def train_speed(subject: Any, presets: list[str], steps: int, warmup: int, device: str, work_dir: Any,
+                train_size: int = 0) -> dict[str, Any]:
+    """Steps per second of each named preset on ``subject``: the preset's schedule compressed to
+    ``warmup + steps`` steps (every stage starts within the run, see ``scaled_steps``), the last ``steps``
+    timed; the full preset's time is estimated as its step count / steps per second. On CUDA also the
+    peak allocated memory."""
+    import dataclasses
+    import time
+
+    from thgs.train.config import preset, scaled_steps
+    from thgs.train.trainer import Trainer
+
+    out: dict[str, Any] = {}
+    for name in presets:
+        full = preset(name)
+        cfg = scaled_steps(full, warmup + steps)
+        cfg = dataclasses.replace(cfg, device=device, progress=False, init_colors=min(cfg.init_colors, 2),
+                                  train_size=train_size or cfg.train_size)
+        if device.startswith("cuda"):
+            torch.cuda.reset_peak_memory_stats(device)
+        trainer = Trainer(cfg, subject, work_dir / name)
+        for _ in range(warmup):
+            trainer.train_step()
+        if device.startswith("cuda"):
+            torch.cuda.synchronize(device)
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            trainer.train_step()
+        if device.startswith("cuda"):
+            torch.cuda.synchronize(device)
+        dt = time.perf_counter() - t0
+        sps = steps / dt if dt > 0 else float("inf")
+        rec = {"steps_timed": steps, "steps_per_s": sps, "ms_per_step": 1000.0 * dt / steps,
+               "preset_steps": full.steps, "preset_time_s": full.steps / sps,
+               "num_gaussians_end": int(trainer.model.num_gaussians),
+               "image": [int(trainer.camera.width), int(trainer.camera.height)]}
+        if device.startswith("cuda"):
+            rec["peak_memory_gib"] = torch.cuda.max_memory_allocated(device) / 2**30
+        out[name] = rec
+        del trainer
+    return out
+
+
+__all__ = ["SpeedOptions", "animate_batch", "bench_camera", "fresh_avatar", "frame_inputs_for", "render_speed",
+           "train_speed"]

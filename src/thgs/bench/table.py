@@ -1,0 +1,74 @@
+"""Markdown tables of ``thgs bench`` results."""
+
+from __future__ import annotations
+
+from typing import Any
+
+ANCHORS = (("THGS (paper, RTX 4090)", 155.0), ("GART (paper, RTX 4090)", 158.0),
+           ("target (H100, whole frame)", 1000.0))
+PART_LABELS = (("frame", "whole frame (animation + rasterization)"), ("animation", "animation (all of it)"),
+               ("blendshapes", "  blend shapes + LEB"), ("saam", "  SAAM (mouth Gaussians)"),
+               ("skinning", "  skinning (grid weights + LBS)"), ("rasterization", "rasterization only (floor)"))
+
+
+def _f(x: float, nd: int = 2) -> str:
+    return f"{x:.{nd}f}"
+
+
+def render_table(r: dict[str, Any]) -> str:
+    """Table of one :func:`thgs.bench.speed.render_speed` result with the paper's anchors."""
+    head = (f"Render speed on {r['device']} ({r['backend']}, {r['mode']}), {r['width']}x{r['height']}, "
+            f"{r['num_gaussians']} Gaussians, SH degree {r['sh_degree']}; median of {r['repeats']} after "
+            f"{r['warmup']} warm-up calls")
+    lines = [head, "", "| part | ms | fps |", "| --- | ---: | ---: |"]
+    for key, label in PART_LABELS:
+        p = r["parts"].get(key)
+        if p is not None:
+            lines.append(f"| {label} | {_f(p['ms'], 3)} | {_f(p['fps'], 1)} |")
+    b = r.get("batched")
+    if b:
+        lines.append(f"| batch of {b['batch']}: whole frame, per frame | {_f(b['frame_ms'], 3)} | {_f(b['fps'], 1)} |")
+        lines.append(f"| batch of {b['batch']}: animation, per frame | {_f(b['animation_ms'], 3)} | "
+                     f"{_f(1000.0 / b['animation_ms'] if b['animation_ms'] > 0 else float('inf'), 1)} |")
+    for label, fps in ANCHORS:
+        lines.append(f"| {label} | {_f(1000.0 / fps, 3)} | {_f(fps, 0)} |")
+    lines.append("")
+    lines.append(f"Whole frame / rasterization floor: {_f(r['frame_over_floor'], 2)}x")
+    return "\n".join(lines)
+
+
+def train_table(device: str, t: dict[str, Any]) -> str:
+    """Table of :func:`thgs.bench.speed.train_speed` results."""
+    mem = any("peak_memory_gib" in v for v in t.values())
+    lines = [f"Training speed on {device}", "",
+             "| preset | image | steps/s | ms/step | preset steps | est. preset time | Gaussians at end"
+             + (" | peak GPU memory (GiB) |" if mem else " |"),
+             "| --- | --- | ---: | ---: | ---: | ---: | ---:" + (" | ---: |" if mem else " |")]
+    for name, v in t.items():
+        est = v["preset_time_s"]
+        est_s = f"{est / 3600:.2f} h" if est >= 3600 else (f"{est / 60:.1f} min" if est >= 60 else f"{est:.1f} s")
+        row = (f"| {name} | {v['image'][0]}x{v['image'][1]} | {_f(v['steps_per_s'], 2)} | {_f(v['ms_per_step'], 1)} | "
+               f"{v['preset_steps']} | {est_s} | {v['num_gaussians_end']}")
+        row += f" | {_f(v['peak_memory_gib'], 2)} |" if mem else " |"
+        lines.append(row)
+    return "\n".join(lines)
+
+
+def bench_markdown(result: dict[str, Any]) -> str:
+    """The whole ``thgs bench`` result as markdown."""
+    out = [f"## thgs bench ({result.get('avatar', '')})", "", f"Command: `{result.get('command', 'thgs bench')}`", ""]
+    env = result.get("versions", {})
+    if env:
+        out += ["Versions: " + ", ".join(f"{k} {v}" for k, v in env.items()), ""]
+    for dev, sec in result.get("devices", {}).items():
+        if "render" in sec:
+            out += [render_table(sec["render"]), ""]
+        if "train" in sec:
+            out += [train_table(dev, sec["train"]), ""]
+        for k in ("render_error", "train_error"):
+            if k in sec:
+                out += [f"{dev} {k.split('_')[0]}: failed ({sec[k]})", ""]
+    return "\n".join(out).rstrip() + "\n"
+
+
+__all__ = ["ANCHORS", "bench_markdown", "render_table", "train_table"]

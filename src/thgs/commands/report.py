@@ -1,0 +1,124 @@
+"""``thgs report``: train (or reuse) the ablation runs, evaluate them and write the results tables."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+from pathlib import Path
+
+NAME = "report"
+HELP = "run or read the ablations (vanilla, w/o SAAM, w/o LEB, w/o expr., w/o audio, full) and write the results tables"
+DESCRIPTION = ("For each ablation, train RUNS/<name> with `thgs train` unless RUNS/<name>/avatar.pt exists, evaluate "
+               "it with `thgs eval` unless RUNS/<name>/eval/metrics.json is newer than the avatar, and write the "
+               "paper's Tables 3, 4 (style), 5/8 and 6 into --out between two marker lines (the rest of the file "
+               "is kept). The commands that produced every number are listed in the output.")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", type=Path, default=None, help="subject folder (needed unless --only-read)")
+    parser.add_argument("--runs", type=Path, default=Path("out/ablations"), help="folder of the ablation runs")
+    parser.add_argument("--preset", default="fast", help="training preset of every ablation run")
+    parser.add_argument("--steps", type=int, default=0, help="override the preset's step count (0: keep)")
+    parser.add_argument("--only-read", action="store_true",
+                        help="train and evaluate nothing: read the existing RUNS/<name>/eval/metrics.json")
+    parser.add_argument("--out", type=Path, default=Path("docs/results.md"), help="markdown file to write")
+    parser.add_argument("--ablations", default="",
+                        help="comma-separated subset of vanilla,no_saam,no_leb,no_expr,no_audio,full (default: all)")
+    parser.add_argument("--lpips", default="auto", help="LPIPS networks for `thgs eval` (alex, vgg, none, auto)")
+    parser.add_argument("--syncnet-weights", type=Path, default=None, help="SyncNet weights for `thgs eval`")
+    parser.add_argument("--max-frames", type=int, default=0, help="evaluate at most this many test frames (0: all)")
+    parser.add_argument("--views", action=argparse.BooleanOptionalAction, default=True,
+                        help="also score the subject's novel views in `thgs eval`")
+    parser.add_argument("--videos", action="store_true", help="let `thgs eval` write its side-by-side videos")
+    parser.add_argument("--device", default="auto", help="torch device for training and evaluation")
+    parser.add_argument("--train-args", default="", help="extra flags passed to every `thgs train`, e.g. '--seed 1'")
+
+
+def _cmd(argv: list[str]) -> str:
+    return "thgs " + " ".join(shlex.quote(str(a)) for a in argv)
+
+
+def run(args: argparse.Namespace) -> int:
+    from thgs.cli import UserError, main
+    from thgs.commands.eval import parse_lpips
+    from thgs.evaluation.evaluate import EVAL_JSON
+    from thgs.evaluation.report import ABLATIONS, build_markdown, merge_into
+    from thgs.train.config import PRESETS
+    from thgs.train.trainer import CHECKPOINT, FINAL
+    from thgs.utils.io import write_json, write_text
+
+    names = [a.strip() for a in args.ablations.split(",") if a.strip()] or list(ABLATIONS)
+    bad = [a for a in names if a not in ABLATIONS]
+    if bad:
+        raise UserError(f"--ablations: unknown {', '.join(bad)}; choose from {', '.join(ABLATIONS)}")
+    if args.preset not in PRESETS:
+        raise UserError(f"--preset: unknown preset {args.preset!r}; choose one of {', '.join(PRESETS)}")
+    if args.steps < 0 or args.max_frames < 0:
+        raise UserError("--steps and --max-frames must be >= 0")
+    parse_lpips(args.lpips)  # fails early on unknown networks / missing weights
+    if args.out.exists() and not args.out.is_file():
+        raise UserError(f"--out {args.out}: not a file")
+    data = args.data
+    if data is None and not args.only_read:
+        raise UserError("--data SUBJECT is needed to train the ablation runs (or pass --only-read)")
+    if data is not None:
+        from thgs.data.format import SubjectError
+        from thgs.data.subject import open_subject
+
+        try:
+            open_subject(data)
+        except SubjectError as exc:
+            raise UserError(str(exc)) from None
+    extra = shlex.split(args.train_args)
+    if args.only_read:
+        missing = [str(args.runs / n / "eval" / EVAL_JSON) for n in names if not (args.runs / n / "eval" / EVAL_JSON).is_file()]
+        if missing:
+            raise UserError(f"--only-read: missing evaluation results {', '.join(missing)}")
+
+    commands: list[str] = []
+    metrics: dict[str, dict] = {}
+    for name in names:
+        run_dir = args.runs / name
+        train_argv = ["train", str(data) if data is not None else "SUBJECT", "--out", str(run_dir), "--preset",
+                      args.preset, *(["--steps", str(args.steps)] if args.steps else []), "--device", args.device,
+                      "--no-progress", *ABLATIONS[name][1], *extra]
+        eval_argv = ["eval", str(run_dir), "--lpips", args.lpips, "--device", args.device, "--no-progress",
+                     *(["--max-frames", str(args.max_frames)] if args.max_frames else []),
+                     *([] if args.views else ["--no-views"]), *([] if args.videos else ["--no-video"]),
+                     *(["--syncnet-weights", str(args.syncnet_weights)] if args.syncnet_weights else [])]
+        commands += [_cmd(train_argv), _cmd(eval_argv)]
+        result = run_dir / "eval" / EVAL_JSON
+        if not args.only_read:
+            if not (run_dir / FINAL).is_file():
+                argv = train_argv + (["--resume"] if (run_dir / CHECKPOINT).is_file() else [])
+                print(f"report: {_cmd(argv)}", flush=True)
+                if main(argv) != 0:
+                    raise UserError(f"training the {name!r} ablation failed (see the message above)")
+            if not result.is_file() or result.stat().st_mtime < (run_dir / FINAL).stat().st_mtime:
+                print(f"report: {_cmd(eval_argv)}", flush=True)
+                if main(eval_argv) != 0:
+                    raise UserError(f"evaluating the {name!r} ablation failed (see the message above)")
+        try:
+            metrics[name] = json.loads(result.read_text())
+        except (OSError, ValueError) as exc:
+            raise UserError(f"{result}: cannot read ({exc})") from None
+    nets = [n for n in ("alex", "vgg") if all(n in m.get("lpips_nets", []) for m in metrics.values())]
+    net = nets[0] if nets else None
+    subject = str(data) if data is not None else str(next(iter(metrics.values())).get("subject", "?"))
+    me = ["report", *(["--data", str(data)] if data is not None else []), "--runs", str(args.runs), "--preset",
+          args.preset, *(["--steps", str(args.steps)] if args.steps else []), "--out", str(args.out),
+          *(["--ablations", args.ablations] if args.ablations else []), "--lpips", args.lpips,
+          *(["--max-frames", str(args.max_frames)] if args.max_frames else []), *([] if args.views else ["--no-views"]),
+          *(["--train-args", args.train_args] if args.train_args else []), *(["--only-read"] if args.only_read else [])]
+    notes = [f"Each run: preset `{args.preset}`" + (f", {args.steps} steps" if args.steps else "") + ".",
+             "Table 3 of the paper drives both methods with silent audio and neutral expressions; here both are "
+             "driven by the test split's own audio and expressions (the vanilla model ignores them).",
+             "Regions: head and neck = projected head vertices and neck joint, mouth = projected inner lips "
+             "(docs/metrics.md)."]
+    block = build_markdown(metrics, [_cmd(me)] + commands, subject, net, notes)
+    existing = args.out.read_text() if args.out.is_file() else ""
+    write_text(args.out, merge_into(existing, block))
+    write_json(args.runs / "report.json", {"ablations": metrics, "commands": commands, "lpips_net": net})
+    print(f"report: wrote {args.out} and {args.runs / 'report.json'}")
+    return 0

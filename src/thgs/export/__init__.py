@@ -1,0 +1,1 @@
+"""Exporting trained avatars to exchange formats (3DGS PLY)."""

@@ -1,0 +1,98 @@
+"""The ``gsplat`` backend: gsplat's CUDA rasterizers behind the common interface.
+
+3DGS goes through ``gsplat.rasterization`` and 2DGS through ``gsplat.rasterization_2dgs``, both with
+packed=False, eps2d=0.3, radius_clip=0, classic rasterization and render_mode="RGB+ED", which is what
+the ``reference`` backend reproduces. gsplat's 2DGS normals come back in the world frame; they are
+turned into the camera frame here so both backends agree.
+
+``RenderResult.means2d`` [N, 2] holds the projected centres; after ``backward()`` its ``.grad`` holds
+d loss / d means2d (filled by a hook on gsplat's own tensor), as with the reference backend. For 2DGS,
+gsplat's densification gradient tensor is also given as ``extras["gradient_2dgs"]`` [1, N, 2].
+"""
+
+from __future__ import annotations
+
+import importlib.util
+
+import torch
+from torch import Tensor
+
+from thgs.render.base import Camera, GaussianSet, Mode, RenderResult, register_backend
+from thgs.render.reference import EPS2D, check_gaussians, normals_from_depth
+from thgs.render._sh import sh_degree_from_coeffs
+
+
+def is_available() -> bool:
+    """True when gsplat is importable and torch sees a CUDA GPU (its kernels build on first use)."""
+    if not torch.cuda.is_available() or importlib.util.find_spec("gsplat") is None:
+        return False
+    try:
+        import gsplat  # noqa: F401
+    except Exception:  # a broken install counts as absent
+        return False
+    return True
+
+
+def _grad_proxy(source: Tensor) -> Tensor:
+    """A detached [N, 2] copy of ``source`` [1, N, 2] whose ``.grad`` receives ``source``'s gradient."""
+    proxy = source[0].detach()
+    if source.requires_grad:
+        def hook(grad: Tensor) -> None:
+            proxy.grad = grad[0].clone() if proxy.grad is None else proxy.grad + grad[0]
+
+        source.register_hook(hook)
+    return proxy
+
+
+@register_backend("gsplat")
+class GsplatBackend:
+    """gsplat 1.4/1.5 CUDA rasterization (float32 tensors on a CUDA device)."""
+
+    name = "gsplat"
+
+    def __init__(self, eps2d: float = EPS2D) -> None:
+        self.eps2d = eps2d
+
+    def __call__(self, gaussians: GaussianSet, camera: Camera, background: Tensor, mode: Mode) -> RenderResult:
+        if mode not in ("3dgs", "2dgs"):
+            raise ValueError(f"gsplat renderer: mode must be '3dgs' or '2dgs', got {mode!r}")
+        if not is_available():
+            raise RuntimeError("gsplat renderer: needs gsplat and a CUDA GPU (pip install 'thgs[gpu]')")
+        if gaussians.means.device.type != "cuda":
+            raise ValueError(f"gsplat renderer: Gaussians must be on a CUDA device, got {gaussians.means.device}")
+        check_gaussians(gaussians)
+        import gsplat
+
+        g = gaussians
+        dev = g.means.device
+        f32 = torch.float32
+        viewmats = camera.world_to_cam.to(dev, f32)[None]
+        Ks = camera.K.to(dev, f32)[None]
+        W, H = camera.width, camera.height
+        sh_degree = None
+        colors = g.colors.to(f32)
+        if colors.dim() == 3:
+            sh_degree = g.sh_degree if g.sh_degree is not None else sh_degree_from_coeffs(colors.shape[1])
+        colors = colors[None]  # the camera dimension ([1, N, 3] or [1, N, K, 3])
+        bg = background.to(dev, f32)[None]
+        args = (g.means.to(f32), g.quats.to(f32), g.scales.to(f32), g.opacities.to(f32), colors, viewmats, Ks, W, H)
+        common = dict(near_plane=camera.near, far_plane=camera.far, radius_clip=0.0, eps2d=self.eps2d,
+                      sh_degree=sh_degree, packed=False, backgrounds=bg, render_mode="RGB+ED")
+        extras: dict = {}
+        normals = surf = None
+        if mode == "3dgs":
+            out, alphas, meta = gsplat.rasterization(*args, rasterize_mode="classic", **common)
+        else:
+            out, alphas, normals_w, _, _, _, meta = gsplat.rasterization_2dgs(*args, **common)
+            R = viewmats[0, :3, :3]
+            normals = normals_w[0] @ R.T  # world -> camera frame
+            extras["gradient_2dgs"] = meta["gradient_2dgs"]
+        rgb = out[0, ..., :3]
+        depth = out[0, ..., 3:4]
+        if mode == "2dgs":
+            surf = normals_from_depth(depth, Ks[0])
+        radii = meta["radii"][0]
+        if radii.dim() == 2:  # gsplat >= 1.5: per-axis radii
+            radii = radii.amax(-1)
+        return RenderResult(rgb=rgb, alpha=alphas[0], depth=depth, normals=normals, surf_normals=surf,
+                            radii=radii.to(torch.int32), means2d=_grad_proxy(meta["means2d"]), extras=extras)

@@ -1,0 +1,156 @@
+"""Training configuration and the named presets (``paper``, ``fast``, ``cpu``, ``smoke``).
+
+Every field is a command-line flag of ``thgs train`` (``--field-name``), with its help text. A preset
+is a complete :class:`TrainConfig`; flags given on the command line replace single fields of it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Optional
+
+from thgs.config import option
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run needs besides the data."""
+
+    preset: str = option("paper", help="named preset to start from: paper (the paper's 150k-step schedule), "
+                                       "fast (the same stages in 6k steps), cpu (the CPU demo), smoke (a few steps)")
+    steps: int = option(150_000, help="total optimisation steps")
+    seed: int = option(0, help="random seed (Gaussians, sampler, densification)")
+    device: str = option("auto", help="torch device: auto, cpu, cuda, cuda:N")
+    backend: str = option("auto", help="rasterizer backend: auto (gsplat on CUDA, else reference), gsplat, reference")
+    mode: str = option("2dgs", help="rasterization: 2dgs (the paper's choice) or 3dgs")
+    train_size: int = option(0, help="train at this image height in pixels (0: the subject's resolution)")
+    background: Optional[tuple[float, float, float]] = option(
+        None, help="RGB in [0, 1] to composite training images on (default: the subject's background)")
+    # -- ablations ---------------------------------------------------------------------------
+    vanilla: bool = option(False, help="GART-like baseline: no LEB, no SAAM, no expression input")
+    leb: bool = option(True, help="Learnable Expression Blendshapes (--no-leb: the fixed basis)")
+    saam: bool = option(True, help="Spatial Audio Attention Module (--no-saam: none)")
+    audio: bool = option(True, help="use the audio (--no-audio: train without it; SAAM absent)")
+    expr: bool = option(True, help="feed the tracked expression coefficients (--no-expr: ignore them)")
+    joint_opt: bool = option(True, help="per-frame pose/expression refinement and the skinning residual "
+                                        "(--no-joint-opt: none)")
+    # -- model -------------------------------------------------------------------------------
+    teeth: bool = option(True, help="add the teeth mesh inside the mouth before initialising Gaussians")
+    skinning: str = option("grid", help="skinning weights: grid (voxel grid, Eq. 18) or parent (parent vertex)")
+    grid_resolution: int = option(64, help="voxel skinning grid resolution per axis")
+    sh_degree: int = option(3, help="spherical-harmonic degree of the colours (0: RGB)")
+    audio_encoder: str = option("mel", help="audio features: mel, or a feature file name under SUBJECT/features/")
+    hash_levels: int = option(12, help="tri-plane hash levels")
+    hash_log2_table: int = option(14, help="log2 of each hash table's size")
+    init_opacity: float = option(0.9, help="initial opacity of every Gaussian")
+    init_colors: int = option(8, help="initialise colours from this many training frames (0: grey)")
+    # -- Gaussian learning rates (section 5.2) -----------------------------------------------
+    lr_position: float = option(1.6e-4, help="position learning rate (times the body height, as 3DGS scales by the scene extent)")
+    lr_position_final: float = option(1.6e-6, help="position learning rate at the last step (exponential decay)")
+    lr_opacity: float = option(5e-2, help="opacity learning rate")
+    lr_scale: float = option(5e-3, help="scale learning rate")
+    lr_rotation: float = option(5e-3, help="rotation learning rate")
+    lr_color: float = option(5e-3, help="colour (SH DC) learning rate; higher SH bands use 1/20 of it")
+    # -- module schedules (Table 1): start step, LR_Start, LR_Final ----------------------------
+    skinning_start: int = option(1500, help="step the skinning-weight residual starts")
+    skinning_lr: float = option(1e-4, help="skinning residual LR at its start")
+    skinning_lr_final: float = option(1e-5, help="skinning residual LR at the last step")
+    pose_start: int = option(1500, help="step the per-frame pose refinement starts")
+    pose_lr: float = option(3e-5, help="pose refinement LR at its start")
+    pose_lr_final: float = option(1e-5, help="pose refinement LR at the last step")
+    expression_start: int = option(15_000, help="step the per-frame expression refinement starts")
+    expression_lr: float = option(3e-5, help="expression refinement LR at its start")
+    expression_lr_final: float = option(1e-5, help="expression refinement LR at the last step")
+    blendshapes_start: int = option(25_000, help="step the learnable expression blendshapes start")
+    blendshapes_lr: float = option(3e-7, help="learnable blendshape LR at its start")
+    blendshapes_lr_final: float = option(1e-8, help="learnable blendshape LR at the last step")
+    saam_start: int = option(50_000, help="step SAAM starts")
+    saam_lr: float = option(1e-3, help="SAAM LR at its start")
+    saam_lr_final: float = option(1e-4, help="SAAM LR at the last step")
+    # -- losses ------------------------------------------------------------------------------
+    lambda_dssim: float = option(0.2, help="D-SSIM weight lambda_1 of Eq. 20")
+    normal_start: int = option(7000, help="step the 2DGS normal-consistency loss starts (refinement stage)")
+    normal_weight: float = option(0.05, help="normal-consistency loss weight")
+    vertex_weight: float = option(0.01, help="vertex-to-parent loss weight lambda_2 (Eq. 19, 21)")
+    leb_weight: float = option(0.1, help="LEB L2 constraint weight (section 5.2)")
+    skinning_tv_weight: float = option(1.0, help="total-variation weight on the skinning-grid residual (once it starts)")
+    # -- densification ---------------------------------------------------------------------
+    densify_start: int = option(500, help="first step of densification")
+    densify_stop: int = option(15_000, help="last step of densification")
+    densify_interval: int = option(100, help="densify every this many steps")
+    densify_grad_threshold: float = option(2e-4, help="mean screen-space gradient that triggers clone/split")
+    percent_dense: float = option(0.01, help="clone below / split above this fraction of the body height")
+    min_opacity: float = option(0.005, help="prune Gaussians below this opacity")
+    max_gaussians: int = option(300_000, help="never grow beyond this many Gaussians")
+    # -- bookkeeping -------------------------------------------------------------------------
+    log_every: int = option(50, help="write a metrics line every this many steps")
+    checkpoint_every: int = option(5000, help="write a checkpoint every this many steps (and at the end)")
+    progress: bool = option(True, help="show a progress bar")
+
+
+def _paper() -> TrainConfig:
+    return TrainConfig(preset="paper")
+
+
+def _fast() -> TrainConfig:
+    # Our own schedule: every stage of the paper's, compressed ~25x, with larger learning rates for the
+    # groups the paper starts late (their tiny LRs assume 100k+ steps).
+    return dataclasses.replace(
+        _paper(), preset="fast", steps=6000, sh_degree=1,
+        skinning_start=400, pose_start=400, expression_start=1500, blendshapes_start=2000, saam_start=2500,
+        pose_lr=1e-4, expression_lr=1e-4, blendshapes_lr=1e-5, blendshapes_lr_final=1e-6,
+        saam_lr=2e-3, saam_lr_final=2e-4, lr_position=3.2e-4, lr_position_final=3.2e-6,
+        normal_start=3000, densify_start=300, densify_stop=4500, densify_interval=100,
+        max_gaussians=120_000, log_every=50, checkpoint_every=1000,
+    )
+
+
+def _cpu() -> TrainConfig:
+    # What the CPU demo uses: the fast stages shortened to what two cores do in a few minutes, trained at
+    # the subject's own (small) resolution with RGB colours. The skinning residual (a dense [J, R, R, R]
+    # grid whose Adam update dominates a CPU step) starts late, on a 32^3 grid, without the TV term.
+    return dataclasses.replace(
+        _fast(), preset="cpu", steps=600, sh_degree=0, grid_resolution=32, skinning_tv_weight=0.0,
+        skinning_start=400, pose_start=100, expression_start=160, blendshapes_start=200, saam_start=230,
+        saam_lr=3e-3, saam_lr_final=3e-4, blendshapes_lr=2e-5, blendshapes_lr_final=2e-6,
+        lr_position=4e-4, lr_position_final=4e-6, normal_start=400, normal_weight=0.05,
+        densify_start=100, densify_stop=450, densify_interval=50, max_gaussians=40_000,
+        log_every=25, checkpoint_every=100,
+    )
+
+
+def _smoke() -> TrainConfig:
+    return dataclasses.replace(
+        _cpu(), preset="smoke", steps=6, grid_resolution=16, hash_levels=4, hash_log2_table=10,
+        skinning_start=1, pose_start=1, expression_start=2, blendshapes_start=2, saam_start=3, normal_start=3,
+        densify_start=4, densify_stop=4, densify_interval=4, log_every=1, checkpoint_every=3, progress=False,
+    )
+
+
+PRESETS = {"paper": _paper, "fast": _fast, "cpu": _cpu, "smoke": _smoke}
+
+
+def preset(name: str) -> TrainConfig:
+    """A fresh copy of a named preset."""
+    if name not in PRESETS:
+        raise KeyError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
+    return PRESETS[name]()
+
+
+def scaled_steps(cfg: TrainConfig, steps: int) -> TrainConfig:
+    """``cfg`` with ``steps`` total steps and every start step scaled by the same factor (for short
+    test runs of long presets). Start steps stay >= 1 when they were > 0."""
+    f = steps / max(1, cfg.steps)
+    changes = {"steps": steps}
+    for field in dataclasses.fields(cfg):
+        if field.name.endswith("_start") or field.name in ("densify_stop",):
+            v = getattr(cfg, field.name)
+            changes[field.name] = max(1 if v > 0 else 0, int(round(v * f)))
+    changes["densify_interval"] = max(1, int(round(cfg.densify_interval * f)))
+    changes["checkpoint_every"] = max(1, int(round(cfg.checkpoint_every * f)))
+    changes["log_every"] = max(1, int(round(cfg.log_every * f)))
+    return dataclasses.replace(cfg, **changes)
+
+
+__all__ = ["PRESETS", "TrainConfig", "preset", "scaled_steps"]

@@ -1,0 +1,361 @@
+"""The training loop: multi-stage optimisation of a :class:`THGSAvatar` on one subject.
+
+Run folder layout::
+
+    RUN/config.json          resolved config, versions, seed, subject
+    RUN/metrics.jsonl        one JSON line every ``log_every`` steps (loss terms, PSNR, N, LRs, time)
+    RUN/checkpoint.pt        latest checkpoint (atomic), resumable with ``--resume``
+    RUN/avatar.pt            final model (same format as a checkpoint, written at the end)
+
+A checkpoint holds the model (Gaussian state of any N included), both optimisers, the RNG states
+(torch, numpy, python), the step and the sampler's order and position, so a resumed run continues
+bit-for-bit where the stopped one was (on the same device).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from thgs.avatar import densify as D
+from thgs.avatar import losses as L
+from thgs.avatar.gaussians import InitOptions, body_height
+from thgs.avatar.model import GROUPS, AvatarOptions, THGSAvatar
+from thgs.avatar.refine import exponential_lr
+from thgs.config import from_dict, to_dict
+from thgs.render.base import render
+from thgs.train.config import TrainConfig
+from thgs.train.data import FrameSampler, TrainingData, audio_neighbourhoods, frame_inputs
+from thgs.utils.io import save_torch, write_json
+
+CHECKPOINT = "checkpoint.pt"
+FINAL = "avatar.pt"
+CONFIG = "config.json"
+METRICS = "metrics.jsonl"
+
+GAUSSIAN_PARAMS = ("means", "quats", "log_scales", "opacity_logits", "sh")
+
+
+def avatar_options(cfg: TrainConfig) -> AvatarOptions:
+    """The avatar components a config asks for (ablation switches applied)."""
+    return AvatarOptions(
+        leb=cfg.leb and not cfg.vanilla, saam=cfg.saam and not cfg.vanilla,
+        use_expression=cfg.expr and not cfg.vanilla, use_audio=cfg.audio and not cfg.vanilla,
+        joint_opt=cfg.joint_opt, skinning=cfg.skinning, grid_resolution=cfg.grid_resolution,
+        hash_levels=cfg.hash_levels, hash_log2_table=cfg.hash_log2_table,
+        init=InitOptions(sh_degree=cfg.sh_degree, opacity=cfg.init_opacity, seed=cfg.seed),
+    )
+
+
+def build_body(spec: Any, teeth: bool, where: str = "subject"):
+    """The body model named by a subject's ``body`` spec ``{model, options}`` (with teeth when asked)."""
+    from thgs.body.registry import load_body_model
+
+    name = spec.get("model") if isinstance(spec, dict) else None
+    if not name:
+        raise ValueError(f"{where}: meta.json field 'body' names no body model")
+    body = load_body_model(name, **(spec.get("options") or {}))
+    if teeth:
+        from thgs.body.teeth import with_teeth
+
+        body = with_teeth(body)
+    return body
+
+
+def build_avatar(cfg: TrainConfig, body, num_frames: int, audio_channels: int) -> THGSAvatar:
+    return THGSAvatar(body, avatar_options(cfg), num_frames=num_frames, audio_channels=audio_channels)
+
+
+def load_audio_windows(subject: Any, cfg: TrainConfig) -> torch.Tensor | None:
+    """[T, 8, 16, C] neighbourhoods of the subject's audio features, or None (no audio / not wanted)."""
+    if cfg.vanilla or not cfg.audio or not cfg.saam:
+        return None
+    if not getattr(subject, "has_audio", False):
+        return None
+    from thgs.audio.features import subject_features
+
+    feats = subject_features(subject, cfg.audio_encoder)
+    return audio_neighbourhoods(feats.tensor())
+
+
+def versions(device: str) -> dict:
+    from thgs import __version__
+    from thgs.utils.device import gsplat_status
+
+    return {"thgs": __version__, "torch": torch.__version__, "device": device,
+            "gsplat": gsplat_status().get("version")}
+
+
+class Trainer:
+    """Owns the avatar, the optimisers, the data cache and the loop.
+
+    Args:
+        cfg: the resolved config.
+        subject: an opened subject (``thgs.data.subject`` interface).
+        run_dir: where config, metrics and checkpoints go.
+        resume: continue from ``run_dir/checkpoint.pt`` if it exists.
+    """
+
+    def __init__(self, cfg: TrainConfig, subject: Any, run_dir: str | Path, *, resume: bool = False,
+                 body=None) -> None:
+        from thgs.utils.device import default_device
+
+        self.cfg = cfg
+        self.subject = subject
+        self.run_dir = Path(run_dir)
+        self.device = torch.device(default_device(None if cfg.device == "auto" else cfg.device))
+        _seed_everything(cfg.seed)
+        audio = load_audio_windows(subject, cfg)
+        self.data = TrainingData(subject, list(subject.split["train"]), train_size=cfg.train_size,
+                                 background=cfg.background, audio=audio.to(self.device) if audio is not None else None)
+        self.params = self.data.params.to(self.device)
+        self.camera = self.data.camera.to(self.device)
+        self.background = self.data.background.to(self.device)
+        body = body if body is not None else build_body(getattr(subject, "body", None), cfg.teeth,
+                                                        f"subject {getattr(subject, 'root', subject.name)}")
+        self.model = build_avatar(cfg, body, int(subject.num_frames),
+                                  audio.shape[-1] if audio is not None else 0).to(self.device)
+        self.extent = body_height(body)
+        self.sampler = FrameSampler(self.data.frames, cfg.seed)
+        self.densify_opts = D.DensifyOptions(start=cfg.densify_start, stop=cfg.densify_stop,
+                                             interval=cfg.densify_interval, grad_threshold=cfg.densify_grad_threshold,
+                                             percent_dense=cfg.percent_dense, min_opacity=cfg.min_opacity,
+                                             max_gaussians=cfg.max_gaussians)
+        self.weights = L.LossWeights(dssim=cfg.lambda_dssim, normal=cfg.normal_weight, vertex=cfg.vertex_weight,
+                                     leb=cfg.leb_weight)
+        self.step = 0
+        self.last: dict[str, float] = {}
+        ckpt_path = self.run_dir / CHECKPOINT
+        ckpt = torch.load(ckpt_path, map_location=self.device, weights_only=False) if (resume and ckpt_path.exists()) else None
+        if ckpt is not None:
+            self.model.load_state_dict(ckpt["model"])
+        elif cfg.init_colors > 0:
+            from thgs.train.init_colors import init_colors_from_frames
+
+            init_colors_from_frames(self.model, self.data, self.camera, self.background, cfg.init_colors,
+                                    mode=cfg.mode, backend=cfg.backend)
+        self._build_optimizers()
+        if ckpt is not None:
+            self._restore(ckpt)
+
+    # -- optimisers ----------------------------------------------------------------------------
+    def _build_optimizers(self) -> None:
+        st = self.model.state
+        self.gauss_opt = torch.optim.Adam([{"params": [st.params[n]], "lr": 0.0, "name": n} for n in GAUSSIAN_PARAMS],
+                                          lr=0.0, eps=1e-15)
+        groups = [{"params": self.model.group_parameters(g), "lr": 0.0, "name": g} for g in GROUPS
+                  if self.model.group_parameters(g)]
+        self.module_opt = torch.optim.Adam(groups, lr=0.0, eps=1e-15) if groups else None
+
+    def _set_learning_rates(self, step: int) -> dict[str, float]:
+        c = self.cfg
+        lrs: dict[str, float] = {}
+        base = {"means": exponential_lr(step, 0, c.steps, c.lr_position * self.extent, c.lr_position_final * self.extent),
+                "quats": c.lr_rotation, "log_scales": c.lr_scale, "opacity_logits": c.lr_opacity, "sh": c.lr_color}
+        for group in self.gauss_opt.param_groups:
+            group["lr"] = base[group["name"]]
+            lrs[group["name"]] = group["lr"]
+        sched = {"pose": (c.pose_start, c.pose_lr, c.pose_lr_final),
+                 "expression": (c.expression_start, c.expression_lr, c.expression_lr_final),
+                 "skinning": (c.skinning_start, c.skinning_lr, c.skinning_lr_final),
+                 "blendshapes": (c.blendshapes_start, c.blendshapes_lr, c.blendshapes_lr_final),
+                 "saam": (c.saam_start, c.saam_lr, c.saam_lr_final)}
+        for g in GROUPS:
+            start = sched[g][0]
+            active = step >= start
+            if self.model.active[g] != active:
+                self.model.set_group_active(g, active)
+        if self.module_opt is not None:
+            for group in self.module_opt.param_groups:
+                start, a, b = sched[group["name"]]
+                group["lr"] = exponential_lr(step, start, c.steps, a, b)
+                lrs[group["name"]] = group["lr"]
+        return lrs
+
+    # -- one step ------------------------------------------------------------------------------
+    def train_step(self) -> dict[str, float]:
+        c = self.cfg
+        step = self.step
+        lrs = self._set_learning_rates(step)
+        frame = self.sampler.next()
+        gt = self.data.image(frame, self.device)
+        inputs = frame_inputs(self.params, self.data.audio, frame, refine=True)
+        out = self.model.forward_full(inputs)
+        res = render(out.gaussians, self.camera, self.background, mode=c.mode, backend=c.backend)
+        if res.means2d is not None and res.means2d.requires_grad:
+            res.means2d.retain_grad()
+        recon = L.reconstruction_loss(res.rgb, gt, self.weights.dssim)
+        loss = recon
+        terms = {"recon": float(recon.detach())}
+        if self.weights.vertex > 0:
+            v = L.vertex_loss(out.canonical_means, self.model.parent_positions())
+            loss = loss + self.weights.vertex * v
+            terms["vertex"] = float(v.detach())
+        if self.model.leb is not None and self.model.active["blendshapes"] and self.weights.leb > 0:
+            e = self.model.leb.l2()
+            loss = loss + self.weights.leb * e
+            terms["leb"] = float(e.detach())
+        grid = self.model.skin_grid
+        if grid is not None and self.model.active["skinning"] and c.skinning_tv_weight > 0 and grid.delta.requires_grad:
+            tv = grid.tv_loss()
+            loss = loss + c.skinning_tv_weight * tv
+            terms["skinning_tv"] = float(tv.detach())
+        if (c.mode == "2dgs" and step >= c.normal_start and self.weights.normal > 0 and res.normals is not None
+                and res.surf_normals is not None):
+            n = L.normal_consistency_loss(res.normals, res.surf_normals, res.alpha)
+            loss = loss + self.weights.normal * n
+            terms["normal"] = float(n.detach())
+        self.gauss_opt.zero_grad(set_to_none=True)
+        if self.module_opt is not None:
+            self.module_opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if step < self.densify_opts.stop:
+            D.accumulate_stats(self.model.state, res.means2d, res.radii, self.camera.width, self.camera.height)
+        self.gauss_opt.step()
+        if self.module_opt is not None:
+            self.module_opt.step()
+        self.step += 1
+        if D.in_window(self.step, self.densify_opts):
+            info = D.densify_and_prune(self.model.state, self.densify_opts, self.extent,
+                                       optimizers=[self.gauss_opt])
+            terms.update({f"densify_{k}": float(v) for k, v in info.items()})
+        with torch.no_grad():
+            mse = (res.rgb.detach().clamp(0, 1) - gt).square().mean()
+        terms.update(loss=float(loss.detach()), psnr=float(-10 * torch.log10(mse.clamp_min(1e-10))),
+                     num_gaussians=float(self.model.num_gaussians), frame=float(frame))
+        terms.update({f"lr_{k}": v for k, v in lrs.items()})
+        self.last = terms
+        return terms
+
+    # -- loop ------------------------------------------------------------------------------------
+    def train(self, stop_after: int | None = None, callback: Callable[[int, dict], None] | None = None) -> dict:
+        """Train until ``cfg.steps`` (or until ``stop_after`` steps are completed, to simulate a stop).
+        Returns the last step's terms."""
+        c = self.cfg
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self._write_config()
+        end = c.steps if stop_after is None else min(c.steps, stop_after)
+        bar = None
+        if c.progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=c.steps, initial=self.step, desc="train", unit="step", dynamic_ncols=True)
+        t0 = time.perf_counter()
+        try:
+            while self.step < end:
+                terms = self.train_step()
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{terms['loss']:.4f}", psnr=f"{terms['psnr']:.2f}",
+                                    N=int(terms["num_gaussians"]))
+                if self.step % c.log_every == 0 or self.step == c.steps:
+                    self._log({"step": self.step, "time_s": time.perf_counter() - t0, **terms})
+                if callback is not None:
+                    callback(self.step, terms)
+                if self.step % c.checkpoint_every == 0 and self.step < c.steps:
+                    self.save(self.run_dir / CHECKPOINT)
+        finally:
+            if bar is not None:
+                bar.close()
+        if self.step >= c.steps:
+            self.save(self.run_dir / CHECKPOINT)
+            self.save(self.run_dir / FINAL)
+        elif stop_after is not None:
+            self.save(self.run_dir / CHECKPOINT)
+        return self.last
+
+    def _log(self, record: dict) -> None:
+        with open(self.run_dir / METRICS, "a") as fh:
+            fh.write(json.dumps(record, sort_keys=True) + "\n")
+
+    def _write_config(self) -> None:
+        path = self.run_dir / CONFIG
+        write_json(path, {"config": to_dict(self.cfg), "versions": versions(str(self.device)), "seed": self.cfg.seed,
+                          "subject": {"name": getattr(self.subject, "name", None),
+                                      "root": str(getattr(self.subject, "root", ""))}})
+
+    # -- checkpoints -----------------------------------------------------------------------------
+    def checkpoint(self) -> dict:
+        return {
+            "format": "thgs-avatar", "version": 1, "step": self.step, "config": to_dict(self.cfg),
+            "num_gaussians": self.model.num_gaussians, "model": self.model.state_dict(),
+            "gauss_opt": self.gauss_opt.state_dict(),
+            "module_opt": self.module_opt.state_dict() if self.module_opt is not None else None,
+            "sampler": self.sampler.state_dict(),
+            "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate(),
+                    "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None},
+            "active": dict(self.model.active),
+            "audio_channels": int(self.data.audio.shape[-1]) if self.data.audio is not None else 0,
+            "num_frames": int(self.subject.num_frames),
+            "body": {"spec": getattr(self.subject, "body", None), "teeth": self.cfg.teeth},
+        }
+
+    def save(self, path: str | Path) -> None:
+        save_torch(path, self.checkpoint())
+
+    def _restore(self, ckpt: dict) -> None:
+        self.step = int(ckpt["step"])
+        for g, a in ckpt["active"].items():
+            self.model.set_group_active(g, a)
+        self._build_optimizers()  # parameters were replaced by load_state_dict; groups follow activity
+        self.gauss_opt.load_state_dict(ckpt["gauss_opt"])
+        if self.module_opt is not None and ckpt["module_opt"] is not None:
+            self.module_opt.load_state_dict(ckpt["module_opt"])
+        self.sampler.load_state_dict(ckpt["sampler"])
+        rng = ckpt["rng"]
+        torch.set_rng_state(rng["torch"].cpu())
+        np.random.set_state(rng["numpy"])
+        random.setstate(rng["python"])
+        if rng.get("cuda") is not None and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(rng["cuda"])
+
+
+def read_run_config(run_dir: str | Path) -> TrainConfig:
+    """The config a run was started with (``RUN/config.json``)."""
+    path = Path(run_dir) / CONFIG
+    try:
+        data = json.loads(path.read_text())
+        return from_dict(TrainConfig, data["config"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"{path}: cannot read field 'config' ({exc})") from None
+
+
+def config_from_checkpoint(ckpt: dict) -> TrainConfig:
+    return from_dict(TrainConfig, ckpt["config"])
+
+
+def load_avatar(path: str | Path, subject: Any | None = None, device: str | torch.device = "cpu",
+                body=None) -> tuple[THGSAvatar, TrainConfig, dict]:
+    """Rebuild a trained avatar from a checkpoint (``avatar.pt`` or ``checkpoint.pt``).
+
+    The body model is rebuilt from the body spec stored in the checkpoint (or ``body``)."""
+    path = Path(path)
+    ckpt = torch.load(path, map_location=device, weights_only=False)
+    if not isinstance(ckpt, dict) or ckpt.get("format") != "thgs-avatar":
+        raise ValueError(f"{path}: not a thgs avatar checkpoint (field 'format')")
+    cfg = config_from_checkpoint(ckpt)
+    if body is None:
+        spec = ckpt["body"]["spec"] or (getattr(subject, "body", None) if subject is not None else None)
+        body = build_body(spec, ckpt["body"]["teeth"], str(path))
+    model = THGSAvatar(body, avatar_options(cfg), num_frames=int(ckpt["num_frames"]),
+                       audio_channels=int(ckpt["audio_channels"]))
+    model.load_state_dict(ckpt["model"])
+    for g, a in ckpt["active"].items():
+        model.set_group_active(g, a)
+    model.to(device).eval()
+    return model, cfg, ckpt
+
+
+def _seed_everything(seed: int) -> None:
+    torch.manual_seed(seed)
+    np.random.seed(seed)
+    random.seed(seed)
+
+
+__all__ = ["Trainer", "avatar_options", "build_avatar", "build_body", "load_avatar", "read_run_config"]

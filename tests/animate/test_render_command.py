@@ -1,0 +1,58 @@
+import json
+
+import av
+import numpy as np
+import pytest
+
+from animate.conftest import skinning
+from thgs.cli import main
+
+
+def _streams(path):
+    with av.open(str(path)) as f:
+        kinds = sorted(s.type for s in f.streams)
+        frames = sum(1 for _ in f.decode(video=0))
+    return kinds, frames
+
+
+def test_render_test_split_with_audio_and_pngs(toy_run, toy_subject_path, tmp_path):
+    out = tmp_path / "test.mp4"
+    assert main(["render", str(toy_run), "--out", str(out), "--png-dir", str(tmp_path / "png")]) == 0
+    kinds, frames = _streams(out)
+    n_test = len(json.loads((toy_subject_path / "meta.json").read_text())["split"]["test"])
+    assert kinds == ["audio", "video"] and frames == n_test
+    assert len(list((tmp_path / "png").glob("*.png"))) == n_test
+
+
+def test_render_new_audio_expression_and_orbit(toy_run, toy_subject_path, tmp_path):
+    from thgs.io.audio_io import write_wav
+
+    sr = 16000
+    write_wav(tmp_path / "speech.wav", (0.1 * np.sin(np.arange(int(0.4 * sr)) * 0.05)).astype(np.float32), sr)
+    out = tmp_path / "drive.mp4"
+    assert main(["render", str(toy_run), "--out", str(out), "--audio", str(tmp_path / "speech.wav"),
+                 "--expression", "jaw_open=1.0", "--orbit"]) == 0
+    kinds, frames = _streams(out)
+    assert kinds == ["audio", "video"] and frames == 10  # 0.4 s at 25 fps
+
+
+def test_render_rejects_bad_input_and_writes_nothing(toy_run, tmp_path, capsys):
+    out = tmp_path / "x.mp4"
+    assert main(["render", str(toy_run), "--out", str(out), "--expression", "nosuch=1"]) == 2
+    assert "unknown expression 'nosuch'" in capsys.readouterr().err
+    assert main(["render", str(tmp_path), "--out", str(out)]) == 2
+    assert not out.exists()
+
+
+def test_train_command_refuses_to_overwrite_a_finished_run(toy_run, toy_subject_path, capsys):
+    assert main(["train", str(toy_subject_path), "--out", str(toy_run), "--preset", "smoke"]) == 2
+    assert "already holds a finished run" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("flag", ["--vanilla", "--no-saam"])
+def test_ablation_flags_train(toy_subject_path, tmp_path, flag):
+    run = tmp_path / "abl"
+    assert main(["train", str(toy_subject_path), "--out", str(run), "--preset", "smoke", "--steps", "2",
+                 "--no-progress", "--init-colors", "0", "--skinning", skinning(), "--grid-resolution", "16", flag]) == 0
+    cfg = json.loads((run / "config.json").read_text())["config"]
+    assert cfg["vanilla" if flag == "--vanilla" else "saam"] is (flag == "--vanilla")

@@ -1,0 +1,52 @@
+import json
+
+import torch
+
+from thgs.bench.speed import animate_batch, fresh_avatar, frame_inputs_for
+from thgs.bench.timing import time_fn
+from thgs.cli import main
+
+
+def test_time_fn_on_cpu():
+    calls = []
+    t = time_fn(lambda: calls.append(sum(range(1000))), "cpu", warmup=2, repeats=5)
+    assert len(calls) == 7 and t.median > 0 and t.p10 <= t.median <= t.p90 and t.fps > 0
+
+
+def test_batched_animation_equals_the_forward():
+    from thgs.body.registry import load_body_model
+
+    model = fresh_avatar(load_body_model("toy"), 3000, grid_resolution=16)
+    assert model.num_gaussians == 3000 and model.saam is not None
+    frames = frame_inputs_for(model, 3)
+    with torch.no_grad():
+        for f, g in zip(frames, animate_batch(model, frames)):
+            ref = model(f)
+            for name in ("means", "quats", "scales", "opacities", "colors"):
+                assert torch.allclose(getattr(ref, name), getattr(g, name), atol=1e-5), name
+
+
+def test_bench_command_tiny(tmp_path, capsys):
+    out = tmp_path / "b"
+    assert main(["bench", "--devices", "cpu", "--gaussians", "1500", "--width", "24", "--height", "16", "--repeats",
+                 "2", "--warmup", "0", "--batch", "2", "--presets", "smoke", "--train-steps", "1", "--train-warmup",
+                 "0", "--train-subject-size", "32", "--out", str(out), "--json"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    saved = json.loads((out / "bench.json").read_text())
+    assert printed == saved
+    r = saved["devices"]["cpu"]["render"]
+    assert set(r["parts"]) == {"blendshapes", "saam", "skinning", "animation", "rasterization", "frame"}
+    assert all(p["ms"] > 0 and p["fps"] > 0 for p in r["parts"].values())
+    assert r["num_gaussians"] == 1500 and r["floor_ms"] > 0 and r["batched"]["batch"] == 2
+    t = saved["devices"]["cpu"]["train"]["smoke"]
+    assert t["steps_per_s"] > 0 and t["preset_time_s"] > 0
+    md = (out / "bench.md").read_text()
+    assert "| whole frame (animation + rasterization) |" in md and "| THGS (paper, RTX 4090) | 6.452 | 155 |" in md
+    assert "| smoke |" in md
+
+
+def test_bench_rejects_bad_input(tmp_path, capsys):
+    assert main(["bench", "--devices", "cpu", "--presets", "nosuch", "--out", str(tmp_path / "b")]) == 2
+    assert "unknown preset(s) nosuch" in capsys.readouterr().err
+    assert main(["bench", str(tmp_path / "missing"), "--devices", "cpu"]) == 2
+    assert not (tmp_path / "b").exists()

@@ -1,0 +1,32 @@
+from thgs.cli import main
+from thgs.evaluation.report import BEGIN, END, merge_into
+
+
+def test_merge_keeps_other_sections():
+    block = f"{BEGIN}\nnew\n{END}\n"
+    assert merge_into("", block).startswith("# Results")
+    doc = f"# R\n\nmine\n\n{BEGIN}\nold\n{END}\n\n## Other\ntheirs\n"
+    merged = merge_into(doc, block)
+    assert "old" not in merged and "new" in merged and "mine" in merged and "theirs" in merged
+
+
+def test_report_end_to_end_and_only_read(eval_subject, tmp_path, capsys):
+    runs, out = tmp_path / "runs", tmp_path / "results.md"
+    out.write_text("# Results\n\n## Render speed\nkept\n")
+    args = ["report", "--data", str(eval_subject), "--runs", str(runs), "--preset", "smoke", "--steps", "1",
+            "--out", str(out), "--ablations", "vanilla,no_saam,full", "--lpips", "none", "--no-views",
+            "--train-args", "--init-colors 0 --grid-resolution 16"]
+    assert main(args) == 0
+    text = out.read_text()
+    assert "kept" in text and text.count(BEGIN) == 1
+    for title in ("Table 3", "Tables 5 and 8", "Table 6", "Table 4"):
+        assert title in text
+    assert "| Ground truth |" in text and "| Full (THGS) |" in text and "| w/o SAAM |" in text
+    assert f"thgs train {eval_subject} --out {runs / 'full'} --preset smoke --steps 1" in text
+    capsys.readouterr()
+    assert main(["report", "--runs", str(runs), "--out", str(out), "--ablations", "vanilla,no_saam,full",
+                 "--only-read"]) == 0
+    assert "report: thgs train" not in capsys.readouterr().out  # nothing retrained
+    assert out.read_text().count(BEGIN) == 1
+    assert main(["report", "--runs", str(runs), "--out", str(tmp_path / "x.md"), "--only-read"]) == 2
+    assert "missing evaluation results" in capsys.readouterr().err and not (tmp_path / "x.md").exists()

@@ -1,0 +1,67 @@
+"""The viser wiring without a browser: server start on loopback, audio helpers, the benchmark path."""
+
+from __future__ import annotations
+
+import base64
+import io
+import wave
+
+import numpy as np
+import pytest
+
+from thgs.cli import main
+
+viser = pytest.importorskip("viser")
+
+
+def test_wav_data_url_round_trip():
+    from thgs.viewer.app import wav_data_url
+
+    x = np.sin(np.linspace(0, 100, 1600)).astype(np.float32) * 0.5
+    url = wav_data_url(x, 16000)
+    assert url.startswith("data:audio/wav;base64,")
+    with wave.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1]))) as w:
+        assert (w.getframerate(), w.getnchannels(), w.getnframes()) == (16000, 1, 1600)
+        y = np.frombuffer(w.readframes(1600), "<i2") / 32767.0
+    np.testing.assert_allclose(y, x, atol=1e-4)
+
+
+def test_audio_command_plays_or_pauses():
+    from thgs.viewer.app import AUDIO_ID, audio_command
+
+    play = audio_command(3, 1.25, playing=True, muted=False)
+    assert AUDIO_ID in play and "play()" in play and "t=1.250" in play and 'data-n="3"' in play
+    pause = audio_command(4, 0.5, playing=False, muted=True)
+    assert "pause()" in pause and "muted=true" in pause and '"' not in pause.split('onerror="')[1][:-2]
+
+
+def test_app_starts_on_loopback_and_plays(toy_session):
+    from thgs.viewer.app import ViewerApp
+
+    app = ViewerApp(toy_session, port=0)
+    try:
+        assert app.server.get_host() == "127.0.0.1"
+        assert app.url.startswith("http://127.0.0.1:")
+        assert app.state.expression_source == "sequence"
+        app._toggle_play()
+        assert app.playing and app.play_button.label == "Pause"
+        assert "play()" in app.audio_cmd.content
+        app._toggle_play()
+        assert not app.playing and "pause()" in app.audio_cmd.content
+        app._on_neutral()
+        assert app.state.expression_source == "sliders" and set(app.state.sliders) == {0.0}
+        app.pick_b.value = "sliders"
+        assert app.state.expr_b == tuple(0.0 for _ in app.sliders)
+    finally:
+        app.stop()
+
+
+def test_benchmark_prints_fps(toy_run, capsys):
+    assert main(["view", str(toy_run), "--benchmark", "2", "--max-height", "48", "--device", "cpu"]) == 0
+    out = capsys.readouterr().out
+    assert "| fps |" in out and "| cpu | reference |" in out
+
+
+def test_view_refuses_missing_run(tmp_path, capsys):
+    assert main(["view", str(tmp_path / "nope")]) == 2
+    assert "nope" in capsys.readouterr().err
