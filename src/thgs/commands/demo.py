@@ -33,7 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _subject(out: Path, args: argparse.Namespace):
     from thgs.data.subject import open_subject
-    from thgs.synth.generate import SynthConfig, config_dict, generate
+    from thgs.synth.generate import SynthConfig, config_dict, default_workers, generate
     from thgs.utils.io import write_json
 
     cfg = SynthConfig(body=args.body, seconds=args.seconds, size=args.size)
@@ -49,7 +49,7 @@ def _subject(out: Path, args: argparse.Namespace):
             pass
     t = time.perf_counter()
     print(f"subject: synthesising {root} ({args.body}, {args.seconds:g} s, {args.size} px)")
-    generate(root, cfg, overwrite=True)
+    generate(root, cfg, overwrite=True, workers=default_workers())
     write_json(stamp, want)
     print(f"subject: done in {time.perf_counter() - t:.0f} s")
     return open_subject(root)

@@ -33,6 +33,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "body's left) rendered for the test frames; give none for no views")
     parser.add_argument("--supersample", type=int, default=2,
                         help="anti-aliasing: rasterize at this many times the resolution per axis")
+    parser.add_argument("--workers", type=int, default=0,
+                        help="rendering processes (0: one per CPU core, at most 8); the images do not depend on it")
     parser.add_argument("--no-progress", action="store_true", help="do not show progress bars")
     parser.add_argument("--overwrite", action="store_true", help="replace OUT if it is an existing subject")
 
@@ -44,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
 
     from thgs.cli import UserError
     from thgs.data.format import SubjectError
-    from thgs.synth.generate import SynthConfig, generate
+    from thgs.synth.generate import SynthConfig, default_workers, generate
 
     if args.seconds <= 0.5:
         raise UserError(f"--seconds must be more than 0.5, got {args.seconds}")
@@ -77,7 +79,8 @@ def run(args: argparse.Namespace) -> int:
     torch.manual_seed(args.seed)
     t = time.perf_counter()
     try:
-        path, timings = generate(out, cfg, overwrite=args.overwrite, progress=not args.no_progress)
+        path, timings = generate(out, cfg, overwrite=args.overwrite, progress=not args.no_progress,
+                                 workers=default_workers(args.workers))
     except SubjectError as exc:
         raise UserError(str(exc)) from exc
     total = time.perf_counter() - t

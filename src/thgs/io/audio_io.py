@@ -26,13 +26,19 @@ def read_audio(path: str | os.PathLike, *, mono: bool = True, stream_index: int 
 
     Returns ``(samples, sample_rate)``; ``samples`` is float32 ``[N]`` when ``mono`` (channels averaged),
     else ``[C, N]``. Raises :class:`AudioError` when the file cannot be opened, has no audio stream, or
-    holds no decodable samples.
+    holds no decodable samples. Plain PCM WAV files (what subject folders hold) are read without PyAV.
     """
-    import av
-
     path = Path(path)
     if not path.is_file():
         raise AudioError(f"{path}: no such audio file")
+    pcm = _read_pcm_wav(path)
+    if pcm is not None and (stream_index or 0) == 0:
+        samples, sample_rate = pcm
+        if samples.shape[1] == 0:
+            raise AudioError(f"{path}: audio stream holds no samples")
+        return (to_mono(samples) if mono else samples), sample_rate
+    import av
+
     try:
         container = av.open(str(path))
     except (av.error.FFmpegError, OSError) as exc:  # type: ignore[attr-defined]
@@ -61,6 +67,28 @@ def read_audio(path: str | os.PathLike, *, mono: bool = True, stream_index: int 
     if sample_rate <= 0:
         raise AudioError(f"{path}: audio stream has no sample rate")
     return (to_mono(samples) if mono else samples.astype(np.float32, copy=False)), sample_rate
+
+
+def _read_pcm_wav(path: Path) -> tuple[np.ndarray, int] | None:
+    """A 16-bit (or 8/32-bit integer) PCM WAV file as float32 ``[C, N]``; None when ``path`` is not one."""
+    try:
+        with wave.open(str(path), "rb") as w:
+            width, channels, rate = w.getsampwidth(), w.getnchannels(), w.getframerate()
+            raw = w.readframes(w.getnframes())
+    except (wave.Error, EOFError, OSError):
+        return None
+    if width == 2:
+        data = np.frombuffer(raw, dtype="<i2").astype(np.float32) / 32768.0
+    elif width == 4:
+        data = np.frombuffer(raw, dtype="<i4").astype(np.float32) / 2147483648.0
+    elif width == 1:
+        data = (np.frombuffer(raw, dtype=np.uint8).astype(np.float32) - 128.0) / 128.0
+    else:
+        return None
+    if rate <= 0 or channels <= 0:
+        return None
+    n = data.size // channels
+    return data[: n * channels].reshape(n, channels).T.copy(), rate
 
 
 def _frame_to_array(frame) -> np.ndarray:

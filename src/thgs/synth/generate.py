@@ -13,6 +13,8 @@ Pipeline (:func:`generate`):
 
 from __future__ import annotations
 
+import multiprocessing as mp
+
 import json
 import math
 import time
@@ -61,6 +63,13 @@ class SynthConfig:
         h = int(self.size)
         w = int(round(h * 9 / 16)) if self.portrait else int(round(h * 16 / 9))
         return w, h
+
+
+def default_workers(requested: int = 0) -> int:
+    """``requested`` rendering processes, or (0) one per CPU core, at most 8."""
+    import os
+
+    return requested if requested > 0 else max(1, min(8, os.cpu_count() or 1))
 
 
 def view_name(yaw: float) -> str:
@@ -184,7 +193,7 @@ def load_bodies(name: str) -> tuple[BodyModel, BodyModel]:
 
 
 def synthesize(cfg: SynthConfig, progress: Callable[[int, int], None] | None = None,
-               bodies: tuple[BodyModel, BodyModel] | None = None) -> SynthResult:
+               bodies: tuple[BodyModel, BodyModel] | None = None, workers: int = 1) -> SynthResult:
     """Generate a subject in memory (see :func:`generate` to write it).
 
     Runs torch on one thread: the work is many small tensor operations, for which one thread is as fast
@@ -194,17 +203,18 @@ def synthesize(cfg: SynthConfig, progress: Callable[[int, int], None] | None = N
         cfg: what to generate.
         progress: called as ``progress(done, total)`` after each rendered image.
         bodies: (plain body, body with teeth) to use instead of loading ``cfg.body``.
+        workers: rendering processes (forked; the images do not depend on this).
     """
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        return _synthesize(cfg, progress, bodies)
+        return _synthesize(cfg, progress, bodies, workers)
     finally:
         torch.set_num_threads(threads)
 
 
 def _synthesize(cfg: SynthConfig, progress: Callable[[int, int], None] | None,
-                bodies: tuple[BodyModel, BodyModel] | None) -> SynthResult:
+                bodies: tuple[BodyModel, BodyModel] | None, workers: int = 1) -> SynthResult:
     from thgs.data.format import default_split
 
     timings: dict[str, float] = {}
@@ -248,7 +258,7 @@ def _synthesize(cfg: SynthConfig, progress: Callable[[int, int], None] | None,
     betas = torch.from_numpy(motion.betas)[None]
     chunk = 25
     _render_all(render_body, renderer, camera, view_cams, pose, transl, expr, betas, test, chunk,
-                frames, masks, views, progress, total)
+                frames, masks, views, progress, total, workers)
     timings["render"] = time.perf_counter() - t
     timings["render_images"] = float(total)
 
@@ -268,34 +278,76 @@ def _synthesize(cfg: SynthConfig, progress: Callable[[int, int], None] | None,
                        views=views, split=split, timings=timings)
 
 
+def _render_chunk(render_body: BodyModel, renderer: MeshRenderer, camera: Camera, view_cams: dict[str, Camera],
+                  pose: Tensor, transl: Tensor, expr: Tensor, betas: Tensor, test: set[int], s: int, e: int
+                  ) -> list[tuple[int, str | None, np.ndarray, np.ndarray]]:
+    """Render frames s..e-1 (and the views of those in ``test``): a list of (frame, view or None, image, mask)."""
+    out_images: list[tuple[int, str | None, np.ndarray, np.ndarray]] = []
+    with torch.no_grad():
+        out = render_body(pose[s:e], betas.expand(e - s, -1) if betas.shape[1] else None, expr[s:e], transl[s:e])
+        verts = out.vertices
+        normals = vertex_normals(verts, render_body.faces)
+        for k in range(e - s):
+            i = s + k
+            img, m = renderer.render(verts[k], normals[k], camera)
+            out_images.append((i, None, img, m))
+            if i in test:
+                for name, cam in view_cams.items():
+                    vi, vm = renderer.render(verts[k], normals[k], cam)
+                    out_images.append((i, name, vi, vm))
+    return out_images
+
+
+_WORKER_ARGS: tuple | None = None
+"""What forked rendering workers inherit (set just before the pool starts, cleared after)."""
+
+
+def _worker_chunk(bounds: tuple[int, int]) -> list[tuple[int, str | None, np.ndarray, np.ndarray]]:
+    torch.set_num_threads(1)
+    assert _WORKER_ARGS is not None
+    return _render_chunk(*_WORKER_ARGS, *bounds)
+
+
 def _render_all(render_body: BodyModel, renderer: MeshRenderer, camera: Camera, view_cams: dict[str, Camera],
                 pose: Tensor, transl: Tensor, expr: Tensor, betas: Tensor, test: set[int], chunk: int,
                 frames: list[np.ndarray], masks: list[np.ndarray], views: dict[str, dict[str, Any]],
-                progress: Callable[[int, int], None] | None, total: int) -> None:
-    """Pose the body in chunks of frames and render every frame (and the views of the test frames)."""
+                progress: Callable[[int, int], None] | None, total: int, workers: int = 1) -> None:
+    """Pose the body in chunks of frames and render every frame (and the views of the test frames).
+
+    With ``workers`` > 1 the chunks are rendered by forked processes (one torch thread each); every image
+    is a deterministic function of its frame, so the result is identical to ``workers=1``.
+    """
+    global _WORKER_ARGS
     T = pose.shape[0]
+    bounds = [(s, min(T, s + chunk)) for s in range(0, T, chunk)]
+    args = (render_body, renderer, camera, view_cams, pose, transl, expr, betas, test)
     done = 0
-    with torch.no_grad():
-        for s in range(0, T, chunk):
-            e = min(T, s + chunk)
-            out = render_body(pose[s:e], betas.expand(e - s, -1) if betas.shape[1] else None, expr[s:e], transl[s:e])
-            verts = out.vertices
-            normals = vertex_normals(verts, render_body.faces)
-            for k in range(e - s):
-                i = s + k
-                img, m = renderer.render(verts[k], normals[k], camera)
+
+    def collect(results: list[tuple[int, str | None, np.ndarray, np.ndarray]]) -> None:
+        nonlocal done
+        for i, name, img, m in results:
+            if name is None:
                 frames.append(img)
                 masks.append(m)
-                done += 1
-                if i in test:
-                    for name, cam in view_cams.items():
-                        vi, vm = renderer.render(verts[k], normals[k], cam)
-                        views[name]["frames"].append(i)
-                        views[name]["images"].append(vi)
-                        views[name]["masks"].append(vm)
-                        done += 1
-                if progress is not None:
-                    progress(done, total)
+            else:
+                views[name]["frames"].append(i)
+                views[name]["images"].append(img)
+                views[name]["masks"].append(m)
+            done += 1
+        if progress is not None:
+            progress(done, total)
+
+    if workers <= 1 or len(bounds) < 2 or "fork" not in mp.get_all_start_methods():
+        for b in bounds:
+            collect(_render_chunk(*args, *b))
+        return
+    _WORKER_ARGS = args
+    try:
+        with mp.get_context("fork").Pool(min(workers, len(bounds))) as pool:
+            for res in pool.imap(_worker_chunk, bounds):
+                collect(res)
+    finally:
+        _WORKER_ARGS = None
 
 
 def config_dict(cfg: SynthConfig) -> dict[str, Any]:
@@ -307,7 +359,7 @@ def config_dict(cfg: SynthConfig) -> dict[str, Any]:
 
 
 def generate(out_dir: str | Path, cfg: SynthConfig, *, overwrite: bool = False, progress: bool = True,
-             bodies: tuple[BodyModel, BodyModel] | None = None) -> tuple[Path, dict[str, float]]:
+             bodies: tuple[BodyModel, BodyModel] | None = None, workers: int = 1) -> tuple[Path, dict[str, float]]:
     """Generate and write a synthetic subject to ``out_dir`` (atomically); returns (path, timings)."""
     from tqdm import tqdm
 
@@ -319,7 +371,7 @@ def generate(out_dir: str | Path, cfg: SynthConfig, *, overwrite: bool = False, 
             bar.n = done
             bar.refresh()
 
-        res = synthesize(cfg, progress=tick if progress else None, bodies=bodies)
+        res = synthesize(cfg, progress=tick if progress else None, bodies=bodies, workers=workers)
     t = time.perf_counter()
     path = write_subject(
         out_dir, frames=res.frames, masks=res.masks, fps=cfg.fps, camera=res.camera,

@@ -18,7 +18,7 @@ class TrainConfig:
     """Everything a training run needs besides the data."""
 
     preset: str = option("paper", help="named preset to start from: paper (the paper's 150k-step schedule), "
-                                       "fast (the same stages in 6k steps), cpu (the CPU demo), smoke (a few steps)")
+                                       "fast (the same stages in 5k steps), cpu (the CPU demo), smoke (a few steps)")
     steps: int = option(150_000, help="total optimisation steps")
     seed: int = option(0, help="random seed (Gaussians, sampler, densification)")
     device: str = option("auto", help="torch device: auto, cpu, cuda, cuda:N")
@@ -95,11 +95,14 @@ def _paper() -> TrainConfig:
 
 def _fast() -> TrainConfig:
     # Our own schedule: every stage of the paper's, compressed ~25x, with larger learning rates for the
-    # groups the paper starts late (their tiny LRs assume 100k+ steps).
+    # groups the paper starts late (their tiny LRs assume 100k+ steps). The normal-consistency loss is off:
+    # measured on the 512 px synthetic subject (docs/results.md), switching it on at step 3000 with weight
+    # 0.05 dropped training PSNR from ~37 dB to ~20-30 dB; pose/expression refinements keep the paper's
+    # learning rates (1e-4 made the PSNR dip after they start).
     return dataclasses.replace(
-        _paper(), preset="fast", steps=6000, sh_degree=1,
+        _paper(), preset="fast", steps=5000, sh_degree=1,
         skinning_start=400, pose_start=400, expression_start=1500, blendshapes_start=2000, saam_start=2500,
-        pose_lr=1e-4, expression_lr=1e-4, blendshapes_lr=1e-5, blendshapes_lr_final=1e-6,
+        pose_lr=3e-5, expression_lr=3e-5, blendshapes_lr=1e-5, blendshapes_lr_final=1e-6, normal_weight=0.0,
         saam_lr=2e-3, saam_lr_final=2e-4, lr_position=3.2e-4, lr_position_final=3.2e-6,
         normal_start=3000, densify_start=300, densify_stop=4500, densify_interval=100,
         max_gaussians=120_000, log_every=50, checkpoint_every=1000,
@@ -114,7 +117,7 @@ def _cpu() -> TrainConfig:
         _fast(), preset="cpu", steps=600, sh_degree=0, grid_resolution=32, skinning_tv_weight=0.0,
         skinning_start=400, pose_start=100, expression_start=160, blendshapes_start=200, saam_start=230,
         saam_lr=3e-3, saam_lr_final=3e-4, blendshapes_lr=2e-5, blendshapes_lr_final=2e-6,
-        lr_position=4e-4, lr_position_final=4e-6, normal_start=400, normal_weight=0.05,
+        lr_position=4e-4, lr_position_final=4e-6, normal_start=400,
         densify_start=100, densify_stop=450, densify_interval=50, max_gaussians=40_000,
         log_every=25, checkpoint_every=100,
     )
