@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import sys
+from pathlib import Path
 
 
 def default_device(prefer: str | None = None) -> str:
@@ -43,11 +45,17 @@ def gsplat_status() -> dict:
         if importlib.util.find_spec("gsplat.csrc") is not None:
             status["compiled"] = True
             status["detail"] = "prebuilt CUDA extension"
+        elif "gsplat.cuda._backend" in sys.modules:
+            status["compiled"] = getattr(sys.modules["gsplat.cuda._backend"], "_C", None) is not None
+            status["detail"] = "CUDA extension loaded" if status["compiled"] else "CUDA extension unavailable"
         else:
-            from gsplat.cuda import _backend  # type: ignore
+            # Importing gsplat.cuda._backend would start the ~1 minute JIT build: look for its output instead.
+            from torch.utils.cpp_extension import _get_build_directory
 
-            status["compiled"] = getattr(_backend, "_C", None) is not None
-            status["detail"] = "CUDA extension loaded" if status["compiled"] else "compiles on first use"
+            built = Path(_get_build_directory("gsplat_cuda", verbose=False)) / "gsplat_cuda.so"
+            status["compiled"] = built.exists()
+            status["detail"] = (f"CUDA extension built at {built}" if built.exists()
+                                else "CUDA kernels compile on first use (about a minute)")
     except Exception as exc:  # pragma: no cover
         status["detail"] = f"extension unavailable: {exc}"
     return status
