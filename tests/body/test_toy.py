@@ -8,7 +8,7 @@ from thgs.body import toy
 from thgs.body.joints import SMPLX_JOINT_NAMES, SMPLX_PARENTS
 from thgs.body.registry import body_model_status, load_body_model
 
-BRIEF_PARENTS = [-1, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 9, 12, 13, 14, 16, 17, 18, 19, 15, 15, 15, 20, 25, 26,
+SMPLX_KINTREE_PARENTS = [-1, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 9, 12, 13, 14, 16, 17, 18, 19, 15, 15, 15, 20, 25, 26,
                  20, 28, 29, 20, 31, 32, 20, 34, 35, 20, 37, 38, 21, 40, 41, 21, 43, 44, 21, 46, 47, 21, 49, 50,
                  21, 52, 53]
 
@@ -37,7 +37,7 @@ def _signed_volume(v: np.ndarray, f: np.ndarray) -> float:
 def test_skeleton_is_smplx(body):
     assert body.num_joints == 55
     assert body.joint_names == list(SMPLX_JOINT_NAMES)
-    assert body.parents.tolist() == BRIEF_PARENTS == list(SMPLX_PARENTS)
+    assert body.parents.tolist() == SMPLX_KINTREE_PARENTS == list(SMPLX_PARENTS)
     assert body.joint_names[:3] == ["pelvis", "left_hip", "right_hip"]
     assert body.joint_names[22:25] == ["jaw", "left_eye_smplhf", "right_eye_smplhf"]
     assert body.joint_names[25] == "left_index1" and body.joint_names[39] == "left_thumb3"
