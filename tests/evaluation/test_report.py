@@ -30,3 +30,37 @@ def test_report_end_to_end_and_only_read(eval_subject, tmp_path, capsys):
     assert out.read_text().count(BEGIN) == 1
     assert main(["report", "--runs", str(runs), "--out", str(tmp_path / "x.md"), "--only-read"]) == 2
     assert "missing evaluation results" in capsys.readouterr().err and not (tmp_path / "x.md").exists()
+
+
+def test_report_trains_in_parallel_processes(eval_subject, tmp_path, capsys):
+    runs, out = tmp_path / "runs", tmp_path / "results.md"
+    args = ["report", "--data", str(eval_subject), "--runs", str(runs), "--preset", "smoke", "--steps", "1",
+            "--out", str(out), "--ablations", "vanilla,full", "--lpips", "none", "--no-views", "--jobs", "2",
+            "--train-args", "--init-colors 0 --grid-resolution 16"]
+    assert main(args) == 0
+    for name in ("vanilla", "full"):
+        assert (runs / name / "avatar.pt").is_file()
+        assert (runs / f"{name}.train.log").is_file()
+    assert "| Full (THGS) |" in out.read_text()
+
+
+def test_report_parallel_failure_names_the_log(eval_subject, tmp_path, capsys):
+    runs = tmp_path / "runs"
+    args = ["report", "--data", str(eval_subject), "--runs", str(runs), "--preset", "smoke", "--steps", "1",
+            "--out", str(tmp_path / "r.md"), "--ablations", "vanilla,full", "--lpips", "none", "--no-views",
+            "--jobs", "2", "--train-args=--no-such-flag"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "training failed for" in err and "vanilla.train.log" in err and "full.train.log" in err
+    assert not (tmp_path / "r.md").exists()
+    assert main([a if a != "2" else "0" for a in args]) == 2
+
+
+def test_report_train_only(eval_subject, tmp_path, capsys):
+    runs, out = tmp_path / "runs", tmp_path / "results.md"
+    args = ["report", "--data", str(eval_subject), "--runs", str(runs), "--preset", "smoke", "--steps", "1",
+            "--out", str(out), "--ablations", "no_leb", "--lpips", "none", "--no-views", "--train-only",
+            "--train-args", "--init-colors 0 --grid-resolution 16"]
+    assert main(args) == 0
+    assert (runs / "no_leb" / "avatar.pt").is_file() and not (runs / "no_leb" / "eval").exists()
+    assert not out.exists()

@@ -33,10 +33,69 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--videos", action="store_true", help="let `thgs eval` write its side-by-side videos")
     parser.add_argument("--device", default="auto", help="torch device for training and evaluation")
     parser.add_argument("--train-args", default="", help="extra flags passed to every `thgs train`, e.g. '--seed 1'")
+    parser.add_argument("--train-only", action="store_true",
+                        help="train the missing runs, then stop (no evaluation, no tables)")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="train this many ablations at once, each in its own process with its log in "
+                             "RUNS/<name>.train.log (a GPU that one run leaves idle between small kernels "
+                             "trains several at nearly the speed of one)")
 
 
 def _cmd(argv: list[str]) -> str:
     return "thgs " + " ".join(shlex.quote(str(a)) for a in argv)
+
+
+def _read_nets(result: Path) -> list[str]:
+    """The LPIPS networks an existing ``metrics.json`` was scored with ([] when unreadable)."""
+    try:
+        return list(json.loads(result.read_text()).get("lpips_nets", []))
+    except (OSError, ValueError):
+        return []
+
+
+def _resumable(argv: list[str], checkpoint: Path) -> list[str]:
+    """``argv`` plus ``--resume`` when an interrupted run left ``checkpoint``."""
+    return argv + (["--resume"] if checkpoint.is_file() else [])
+
+
+def _train_parallel(argvs: dict[str, list[str]], runs: Path, jobs: int) -> None:
+    """Run ``thgs <argv>`` for every ablation, at most ``jobs`` processes at a time, each logging to
+    RUNS/<name>.train.log; raise UserError naming the failed runs and their logs."""
+    import subprocess
+    import sys
+    import time
+
+    from thgs.cli import UserError
+
+    runs.mkdir(parents=True, exist_ok=True)
+    queue = list(argvs)
+    running: dict[str, tuple[subprocess.Popen, object]] = {}
+    failed: list[str] = []
+    t0 = time.perf_counter()
+    try:
+        while queue or running:
+            while queue and len(running) < jobs:
+                name = queue.pop(0)
+                log = open(runs / f"{name}.train.log", "w")
+                print(f"report: [{name}] {_cmd(argvs[name])} > {runs / (name + '.train.log')}", flush=True)
+                running[name] = (subprocess.Popen([sys.executable, "-m", "thgs", *argvs[name]], stdout=log,
+                                                  stderr=subprocess.STDOUT), log)
+            time.sleep(0.5)
+            for name, (proc, log) in list(running.items()):
+                if proc.poll() is not None:
+                    log.close()  # type: ignore[attr-defined]
+                    del running[name]
+                    print(f"report: [{name}] finished with status {proc.returncode} after "
+                          f"{time.perf_counter() - t0:.0f} s", flush=True)
+                    if proc.returncode != 0:
+                        failed.append(name)
+    finally:
+        for proc, log in running.values():  # interrupted: stop the others; their checkpoints stay for --resume
+            proc.terminate()
+            proc.wait()
+            log.close()  # type: ignore[attr-defined]
+    if failed:
+        raise UserError("training failed for " + ", ".join(f"{n} (see {runs / (n + '.train.log')})" for n in failed))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -56,6 +115,8 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--preset: unknown preset {args.preset!r}; choose one of {', '.join(PRESETS)}")
     if args.steps < 0 or args.max_frames < 0:
         raise UserError("--steps and --max-frames must be >= 0")
+    if args.jobs < 1:
+        raise UserError(f"--jobs {args.jobs}: must be at least 1")
     parse_lpips(args.lpips)  # fails early on unknown networks / missing weights
     if args.out.exists() and not args.out.is_file():
         raise UserError(f"--out {args.out}: not a file")
@@ -78,11 +139,29 @@ def run(args: argparse.Namespace) -> int:
 
     commands: list[str] = []
     metrics: dict[str, dict] = {}
+    train_argvs: dict[str, list[str]] = {}
     for name in names:
         run_dir = args.runs / name
-        train_argv = ["train", str(data) if data is not None else "SUBJECT", "--out", str(run_dir), "--preset",
-                      args.preset, *(["--steps", str(args.steps)] if args.steps else []), "--device", args.device,
-                      "--no-progress", *ABLATIONS[name][1], *extra]
+        train_argvs[name] = ["train", str(data) if data is not None else "SUBJECT", "--out", str(run_dir), "--preset",
+                             args.preset, *(["--steps", str(args.steps)] if args.steps else []), "--device",
+                             args.device, "--no-progress", *ABLATIONS[name][1], *extra]
+    if not args.only_read and args.jobs > 1:
+        pending = [n for n in names if not (args.runs / n / FINAL).is_file()]
+        _train_parallel({n: _resumable(train_argvs[n], args.runs / n / CHECKPOINT) for n in pending}, args.runs,
+                        args.jobs)
+    if not args.only_read and args.train_only:
+        for name in names:
+            if not (args.runs / name / FINAL).is_file():
+                argv = _resumable(train_argvs[name], args.runs / name / CHECKPOINT)
+                print(f"report: {_cmd(argv)}", flush=True)
+                if main(argv) != 0:
+                    raise UserError(f"training the {name!r} ablation failed (see the message above)")
+        print(f"report: trained {', '.join(names)} under {args.runs}")
+        return 0
+    wanted_nets = set(parse_lpips(args.lpips)[0])
+    for name in names:
+        run_dir = args.runs / name
+        train_argv = train_argvs[name]
         eval_argv = ["eval", str(run_dir), "--lpips", args.lpips, "--device", args.device, "--no-progress",
                      *(["--max-frames", str(args.max_frames)] if args.max_frames else []),
                      *([] if args.views else ["--no-views"]), *([] if args.videos else ["--no-video"]),
@@ -91,11 +170,12 @@ def run(args: argparse.Namespace) -> int:
         result = run_dir / "eval" / EVAL_JSON
         if not args.only_read:
             if not (run_dir / FINAL).is_file():
-                argv = train_argv + (["--resume"] if (run_dir / CHECKPOINT).is_file() else [])
+                argv = _resumable(train_argv, run_dir / CHECKPOINT)
                 print(f"report: {_cmd(argv)}", flush=True)
                 if main(argv) != 0:
                     raise UserError(f"training the {name!r} ablation failed (see the message above)")
-            if not result.is_file() or result.stat().st_mtime < (run_dir / FINAL).stat().st_mtime:
+            if (not result.is_file() or result.stat().st_mtime < (run_dir / FINAL).stat().st_mtime
+                    or not wanted_nets <= set(_read_nets(result))):
                 print(f"report: {_cmd(eval_argv)}", flush=True)
                 if main(eval_argv) != 0:
                     raise UserError(f"evaluating the {name!r} ablation failed (see the message above)")
