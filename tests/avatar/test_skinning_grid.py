@@ -121,3 +121,33 @@ def test_state_dict_round_trip_and_errors(body):
         SkinningGrid(body.v_template, body.lbs_weights[:10])
     with pytest.raises(ValueError, match="points must be"):
         g.weights(torch.zeros(4, 2))
+
+
+def test_fused_blend_equals_weights_then_blend(body):
+    from thgs.core import lbs
+
+    g = SkinningGrid.from_body(body, resolution=12)
+    gen = torch.Generator().manual_seed(3)
+    with torch.no_grad():
+        g.delta.normal_(0.0, 0.3, generator=gen)  # some cells clamped to zero
+        pose = 0.4 * torch.randn(2, body.num_joints, 3, generator=gen)
+        T = lbs.pose_to_kinematics(pose, body.rest_joints(None).expand(2, -1, -1), body.parents).skinning_transforms
+        T[..., :3, 3] += torch.tensor([0.5, 1.0, -0.3])
+        lo, hi = g.lo, g.hi
+        pts = lo + (hi - lo) * (torch.rand(2, 400, 3, generator=gen) * 1.4 - 0.2)  # inside and outside the box
+        want = lbs.blend_transforms(g.weights(pts), T)[..., :3, :]
+        got = g.blend(pts, T)
+        assert got.shape == (2, 400, 3, 4)
+        torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+        # shared points [N, 3] for a batch of transforms, and [B, J, 3, 4] transforms
+        torch.testing.assert_close(g.blend(pts[0], T[:, :, :3]), lbs.blend_transforms(g.weights(pts[0]), T)[..., :3, :],
+                                   atol=1e-5, rtol=1e-5)
+        g.delta.fill_(-10.0)  # an all-zero grid: Eq. 18's eps makes the weights uniform
+        torch.testing.assert_close(g.blend(pts, T), T[:, None, :, :3].mean(2).expand(-1, 400, -1, -1), atol=1e-5,
+                                   rtol=1e-5)
+    with pytest.raises(ValueError, match="transforms must be"):
+        g.blend(pts, T[:, :5])
+    # the fused path is differentiable in the grid residual (it can be used in training)
+    g.delta.data.zero_()
+    g.blend(pts[0], T).sum().backward()
+    assert g.delta.grad is not None and g.delta.grad.abs().sum() > 0

@@ -35,14 +35,21 @@ def test_bench_command_tiny(tmp_path, capsys):
     saved = json.loads((out / "bench.json").read_text())
     assert printed == saved
     r = saved["devices"]["cpu"]["render"]
-    assert set(r["parts"]) == {"blendshapes", "saam", "skinning", "animation", "rasterization", "frame"}
+    assert set(r["parts"]) == {"blendshapes", "saam", "skinning", "animation", "rasterization", "frame",
+                               "animation_fast", "frame_fast"}  # no "animation_graph" off CUDA
     assert all(p["ms"] > 0 and p["fps"] > 0 for p in r["parts"].values())
     assert r["num_gaussians"] == 1500 and r["floor_ms"] > 0 and r["batched"]["batch"] == 2
+    b = r["batched"]
+    assert b["fast_frame_ms"] > 0 and b["fast_animation_ms"] > 0 and b["fast_graph"] is False
+    assert r["frame_fast_over_floor"] > 0 and r["animation_speedup"] > 0
     t = saved["devices"]["cpu"]["train"]["smoke"]
     assert t["steps_per_s"] > 0 and t["preset_time_s"] > 0
     md = (out / "bench.md").read_text()
     assert "| whole frame (animation + rasterization) |" in md and "| THGS (paper, RTX 4090) | 6.452 | 155 |" in md
     assert "| smoke |" in md
+    assert "| whole frame, fast path (Animator + rasterization) |" in md
+    assert "| animation, fast path (Animator, eager) |" in md
+    assert "| batch of 2: animation, fast path (eager), per frame |" in md
 
 
 def test_bench_rejects_bad_input(tmp_path, capsys):

@@ -1,5 +1,6 @@
 import math
 
+import pytest
 import torch
 
 from thgs.core import lbs
@@ -76,3 +77,30 @@ def test_orthonormalize_returns_rotation():
     r = lbs.orthonormalize(m)
     assert torch.allclose(r @ r.transpose(-1, -2), torch.eye(3).expand(10, 3, 3), atol=1e-5)
     assert torch.allclose(torch.det(r), torch.ones(10), atol=1e-5)
+
+
+def test_kinematic_levels_and_level_forward_kinematics_match_the_joint_loop():
+    from thgs.body import toy
+
+    body = toy.load()
+    levels = lbs.kinematic_levels(body.parents)
+    par = body.parents.tolist()
+    seen = torch.cat(levels).sort().values
+    assert torch.equal(seen, torch.arange(1, body.num_joints))  # every non-root joint exactly once
+    for d, idx in enumerate(levels):  # a joint's parent sits one level up (the root is level 0)
+        for j in idx.tolist():
+            p = par[j]
+            assert (p == 0 and d == 0) or (d > 0 and p in levels[d - 1].tolist())
+    assert len(levels) < body.num_joints / 3  # launches scale with depth, not joint count
+    g = torch.Generator().manual_seed(0)
+    rot = axis_angle_to_matrix(0.5 * torch.randn(3, body.num_joints, 3, generator=g))
+    rest = body.rest_joints(torch.randn(3, body.num_betas, generator=g))
+    want = lbs.forward_kinematics(rot, rest, body.parents)
+    got = lbs.forward_kinematics_levels(rot, rest, body.parents, levels)
+    for name in ("global_transforms", "skinning_transforms", "posed_joints"):
+        torch.testing.assert_close(getattr(got, name), getattr(want, name), atol=1e-6, rtol=1e-6)
+    # a chain has one joint per level
+    parents, _ = chain(3)
+    assert [t.tolist() for t in lbs.kinematic_levels(parents)] == [[1], [2]]
+    with pytest.raises(ValueError, match="parents"):
+        lbs.kinematic_levels(torch.tensor([-1, 2, 0]))

@@ -132,3 +132,22 @@ def test_missing_or_broken_run_is_a_user_error(toy_run, tmp_path):
         (broken / name).write_bytes(b"not a checkpoint")
     with pytest.raises(UserError, match="cannot load the avatar checkpoint"):
         open_session(broken)
+
+
+def test_render_state_uses_one_cached_fast_path_per_switch_setting(toy_session):
+    s = toy_session
+    st = ViewerState(height=48, expression_source="sliders", sliders=(1.0,))
+    a = core.session_animator(s, st)
+    assert core.session_animator(s, st) is a  # cached while nothing changes
+    b = core.session_animator(s, st.with_(leb=False))
+    assert (b is not a) == bool(s.has_leb and s.trained_active.get("blendshapes"))
+    # the image equals the one posed by the model under the same switches
+    from thgs.render.base import render
+
+    for state in (st, st.with_(leb=False), st.with_(saam=False)):
+        with torch.no_grad(), core.switches(s.model, state.saam, state.leb, s.trained_active):
+            gs = s.model(core.state_inputs(s, state))
+        res = render(gs, core.state_camera(s, state), s.background, mode=s.mode, backend=s.backend)
+        ref = (res.rgb.clamp(0, 1) * 255).round().to(torch.uint8).numpy()
+        got = core.render_state(s, state)
+        assert np.abs(got.astype(int) - ref.astype(int)).max() <= 1

@@ -10,27 +10,45 @@ import torch
 from torch import Tensor
 
 from thgs.animate.drive import Drive
+from thgs.avatar.inference import Animator
 from thgs.avatar.model import THGSAvatar
 from thgs.render.base import render
 
 
 @torch.no_grad()
 def render_frame(model: THGSAvatar, drive: Drive, t: int, background: Tensor, mode: str = "2dgs",
-                 backend: str = "auto") -> Tensor:
-    """Frame ``t`` of ``drive``: float [H, W, 3] in [0, 1]."""
+                 backend: str = "auto", animator: Animator | None = None) -> Tensor:
+    """Frame ``t`` of ``drive``: float [H, W, 3] in [0, 1].
+
+    Without ``animator`` the avatar is posed by ``model(drive.inputs(t))``; with one (built by
+    :func:`drive_animator` for this model and drive) by the fast path, which gives the same Gaussians."""
     dev = next(model.state.parameters()).device
     inputs = drive.inputs(t)
     inputs = type(inputs)(**{k: (v.to(dev) if isinstance(v, Tensor) else v) for k, v in vars(inputs).items()})
-    gs = model(inputs)
+    if animator is not None:
+        gs = animator(inputs.pose, inputs.expression, inputs.audio_window, inputs.transl)
+    else:
+        gs = model(inputs)
     res = render(gs, drive.camera(t).to(dev), background.to(dev), mode=mode, backend=backend)  # type: ignore[arg-type]
     return res.rgb.clamp(0, 1)
 
 
+def drive_animator(model: THGSAvatar, drive: Drive) -> Animator:
+    """The fast-path :class:`Animator` of ``model`` for the frames of ``drive`` (its betas; a CUDA graph of
+    one frame on CUDA). Drive frames carry no frame index, so the model's per-frame refinements never apply."""
+    dev = next(model.state.parameters()).device
+    anim = Animator.from_model(model, betas=drive.betas.to(dev))
+    if dev.type == "cuda":
+        anim.capture(batch=1, audio_shape=tuple(drive.audio.shape[1:]) if drive.audio is not None else (8, 16, 0))
+    return anim
+
+
 def render_frames(model: THGSAvatar, drive: Drive, background: Tensor, mode: str = "2dgs", backend: str = "auto",
                   progress: Callable[[int], None] | None = None) -> Iterator[np.ndarray]:
-    """Yield uint8 [H, W, 3] frames of the whole drive."""
+    """Yield uint8 [H, W, 3] frames of the whole drive (posed by :func:`drive_animator`)."""
+    animator = drive_animator(model, drive) if len(drive) else None
     for t in range(len(drive)):
-        img = render_frame(model, drive, t, background, mode, backend)
+        img = render_frame(model, drive, t, background, mode, backend, animator=animator)
         if progress is not None:
             progress(t)
         yield to_uint8(img)
@@ -70,4 +88,4 @@ def write_mp4(path: str | Path, frames, fps: float, clip: tuple[np.ndarray, int]
     return write_video(path, stream(), fps, audio=audio)
 
 
-__all__ = ["even_size", "render_frame", "render_frames", "to_uint8", "write_mp4"]
+__all__ = ["drive_animator", "even_size", "render_frame", "render_frames", "to_uint8", "write_mp4"]

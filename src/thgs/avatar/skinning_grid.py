@@ -47,6 +47,48 @@ def interpolate_vertex_weights(points: np.ndarray, vertices: np.ndarray, weights
     return np.asarray(interp @ weights, dtype=np.float32)
 
 
+def blend_grid_transforms(grid: Tensor, lo: Tensor, hi: Tensor, eps: float, points: Tensor,
+                          transforms: Tensor) -> Tensor:
+    """Per-point blended transforms ``sum_j w_j(p) T_j`` with Eq. 18's weights, in one grid look-up.
+
+    Trilinear interpolation is linear in the cell values, so instead of sampling the J weight channels
+    and blending J transforms per point, the J transforms are first contracted with the grid into a
+    12-channel transform grid, one more channel holds the per-cell sum of the grid (Eq. 18's
+    normaliser), and these 13 channels are sampled once. With ``s_j`` the sampled grid values and
+    ``S = sum_j s_j``, ``w_j = (s_j + eps/J) / (S + eps)`` gives
+
+        blended T = (sum_j s_j T_j + (eps/J) sum_j T_j) / (S + eps).
+
+    Args:
+        grid: [J, R, R, R] non-negative, unnormalised grid (``SkinningGrid.grid()``), axes (z, y, x).
+        lo, hi: [3] the grid's box; eps: Eq. 18's epsilon.
+        points: [N, 3] or [B, N, 3] positions.
+        transforms: [B, J, 4, 4] or [B, J, 3, 4] joint transforms (only the top 3 rows are used).
+    Returns:
+        [B, N, 3, 4] the top three rows of each point's blended transform.
+    """
+    J = grid.shape[0]
+    B = transforms.shape[0]
+    if transforms.shape[1] != J or transforms.shape[-1] != 4 or transforms.shape[-2] not in (3, 4):
+        raise ValueError(f"blend_grid_transforms: transforms must be [B, {J}, 4, 4] or [B, {J}, 3, 4], "
+                         f"got {tuple(transforms.shape)}")
+    if points.dim() == 2:
+        points = points.expand(B, -1, -1)
+    if points.dim() != 3 or points.shape[0] != B or points.shape[-1] != 3:
+        raise ValueError(f"blend_grid_transforms: points must be [N, 3] or [{B}, N, 3], got {tuple(points.shape)}")
+    R = grid.shape[1:]
+    top = transforms[:, :, :3, :].reshape(B, J, 12).to(grid)
+    # Rows 0..11: the transform entries; row 12: ones, whose contraction is the per-cell sum S.
+    coeffs = torch.cat([top.transpose(1, 2), torch.ones(B, 1, J, dtype=grid.dtype, device=grid.device)], dim=1)
+    tgrid = torch.matmul(coeffs, grid.reshape(J, -1)).view(B, 13, *R)  # [B, 13, R, R, R]
+    g = 2.0 * (points.to(grid) - lo) / (hi - lo) - 1.0  # (x, y, z) in [-1, 1]
+    sampled = F.grid_sample(tgrid, g[:, None, None], mode="bilinear", padding_mode="border",
+                            align_corners=True)[:, :, 0, 0]  # [B, 13, N]
+    num = sampled[:, :12] + (eps / J) * top.sum(1)[:, :, None]
+    out = num / (sampled[:, 12:] + eps)  # [B, 12, N]
+    return out.transpose(1, 2).reshape(B, -1, 3, 4)
+
+
 class SkinningGrid(nn.Module):
     """Learnable voxel grid of skinning weights.
 
@@ -119,6 +161,12 @@ class SkinningGrid(nn.Module):
 
     forward = weights
 
+    def blend(self, points: Tensor, transforms: Tensor) -> Tensor:
+        """Blended transforms of points [N, 3] or [B, N, 3] for joint transforms [B, J, 4, 4] (or [B, J, 3, 4]):
+        [B, N, 3, 4], equal to the top rows of ``lbs.blend_transforms(self.weights(points), transforms)``
+        (see :func:`blend_grid_transforms`)."""
+        return blend_grid_transforms(self.grid(), self.lo, self.hi, self.eps, points, transforms)
+
     def tv_loss(self) -> Tensor:
         """Total variation of ``delta``: mean squared difference between neighbouring cells, summed over
         the three axes (0 at initialisation)."""
@@ -130,4 +178,4 @@ class SkinningGrid(nn.Module):
         return f"joints={self.num_joints}, resolution={self.resolution}"
 
 
-__all__ = ["SkinningGrid", "interpolate_vertex_weights"]
+__all__ = ["SkinningGrid", "blend_grid_transforms", "interpolate_vertex_weights"]

@@ -8,12 +8,18 @@ Parts of one frame (the order of :meth:`thgs.avatar.model.THGSAvatar.forward_ful
 - ``skinning``: voxel-grid weights, forward kinematics, blended transforms and their application;
 - ``animation``: the whole forward (the three above plus activations), i.e. ``model(inputs)``;
 - ``rasterization``: ``render`` of fixed posed Gaussians (the floor no avatar can beat);
-- ``frame``: animation + rasterization, what one new video frame costs.
+- ``frame``: animation + rasterization, what one new video frame costs;
+- ``animation_fast``: the same Gaussians from :class:`thgs.avatar.inference.Animator` (frame-independent
+  work precomputed, kinematics by depth level, fused grid skinning), run eagerly;
+- ``animation_graph`` (CUDA only): the Animator replaying its recorded CUDA graph (input copies included);
+- ``frame_fast``: the Animator (graph on CUDA, else eager) + rasterization.
 
 Each part is timed on its own (warm-up, many repeats, median), so the parts do not add up exactly to
 the whole. ``batched`` poses B frames per call: the per-frame offsets and SAAM run frame by frame (the
 avatar's modules take one frame), the skinning runs once on [B, N] points (the skinning grid and the
-LBS functions take a batch), and each frame is rasterized (the renderer takes one camera per call).
+LBS functions take a batch), and each frame is rasterized (the renderer takes one camera per call);
+its ``fast_*`` figures do the same with the Animator's batched ``animate`` (one call for all B frames,
+a CUDA graph on CUDA).
 """
 
 from __future__ import annotations
@@ -141,6 +147,19 @@ def animate_batch(model: THGSAvatar, frames: list[FrameInputs]) -> list[Gaussian
                         colors=colors, sh_degree=sh) for b in range(len(frames))]
 
 
+def _stacked(frames: list[FrameInputs]) -> tuple[Tensor, Tensor | None, Tensor | None, Tensor]:
+    """Frames -> the Animator's batched inputs: pose [B, J, 3], expression [B, E], audio [B, 8, 16, C],
+    transl [B, 3]."""
+    f0 = frames[0]
+    expr = torch.stack([f.expression for f in frames]) if f0.expression is not None else None
+    audio = torch.stack([f.audio_window for f in frames]) if f0.audio_window is not None else None
+    return torch.stack([f.pose for f in frames]), expr, audio, torch.stack([f.transl for f in frames])
+
+
+def _audio_shape(frame: FrameInputs) -> tuple[int, int, int]:
+    return tuple(frame.audio_window.shape) if frame.audio_window is not None else (8, 16, 0)  # type: ignore[return-value]
+
+
 def bench_camera(model: THGSAvatar, width: int, height: int) -> Camera:
     """A frontal camera framing the whole rest-pose body at ``width`` x ``height`` (image up = body up)."""
     v = model.body.v_template.detach().cpu()
@@ -189,6 +208,17 @@ def render_speed(model: THGSAvatar, opts: SpeedOptions, device: str) -> dict[str
         gs = model(f0)
         parts["rasterization"] = t(lambda: render(gs, cam, bg, mode=opts.mode, backend=opts.backend))
         parts["frame"] = t(lambda: render(model(f0), cam, bg, mode=opts.mode, backend=opts.backend))
+        # The fast path: the same Gaussians (tests/avatar/test_inference.py), precomputed and graph-ready.
+        from thgs.avatar.inference import Animator
+
+        anim = Animator.from_model(model, betas=f0.betas)
+        one = _stacked(frames[:1])
+        parts["animation_fast"] = t(lambda: anim.animate(*one))  # eager: nothing captured yet
+        graph = anim.capture(batch=1, audio_shape=_audio_shape(frames[0]))
+        if graph:
+            parts["animation_graph"] = t(lambda: anim.animate(*one))
+        parts["frame_fast"] = t(lambda: render(anim.animate(*one).frame(0), cam, bg, mode=opts.mode,
+                                               backend=opts.backend))
         result: dict[str, Any] = {"parts": {k: v.as_dict() for k, v in parts.items()}}
         if opts.batch > 1:
             def batched() -> None:
@@ -198,11 +228,24 @@ def render_speed(model: THGSAvatar, opts: SpeedOptions, device: str) -> dict[str
             def batched_anim() -> None:
                 animate_batch(model, frames)
 
+            many = _stacked(frames)
+            B = len(frames)
+            if graph:
+                anim.capture(batch=B, audio_shape=_audio_shape(frames[0]))
+
+            def fast_batched() -> None:
+                out = anim.animate(*many)
+                for b in range(B):
+                    render(out.frame(b), cam, bg, mode=opts.mode, backend=opts.backend)
+
             tb = t(batched)
             ta = t(batched_anim)
-            B = len(frames)
+            fb = t(fast_batched)
+            fa = t(lambda: anim.animate(*many))
             result["batched"] = {"batch": B, "frame_ms": tb.median / B, "fps": 1000.0 * B / tb.median,
-                                 "animation_ms": ta.median / B, "call_ms": tb.median}
+                                 "animation_ms": ta.median / B, "call_ms": tb.median,
+                                 "fast_frame_ms": fb.median / B, "fast_fps": 1000.0 * B / fb.median,
+                                 "fast_animation_ms": fa.median / B, "fast_call_ms": fb.median, "fast_graph": graph}
     floor = parts["rasterization"].median
     from thgs.render.base import available_backends
 
@@ -211,6 +254,9 @@ def render_speed(model: THGSAvatar, opts: SpeedOptions, device: str) -> dict[str
         "mode": opts.mode, "width": opts.width, "height": opts.height, "num_gaussians": int(model.num_gaussians),
         "sh_degree": model.sh_degree, "warmup": opts.warmup, "repeats": opts.repeats,
         "floor_ms": floor, "frame_over_floor": parts["frame"].median / floor if floor > 0 else float("nan"),
+        "frame_fast_over_floor": parts["frame_fast"].median / floor if floor > 0 else float("nan"),
+        "animation_speedup": (parts["animation"].median / parts["animation_fast"].median
+                              if parts["animation_fast"].median > 0 else float("nan")),
         "components": {"leb": model.leb is not None, "saam": model.saam is not None,
                        "skinning": "grid" if model.skin_grid is not None else "parent"},
     })

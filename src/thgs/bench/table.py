@@ -8,7 +8,10 @@ ANCHORS = (("THGS (paper, RTX 4090)", 155.0), ("GART (paper, RTX 4090)", 158.0),
            ("target (H100, whole frame)", 1000.0))
 PART_LABELS = (("frame", "whole frame (animation + rasterization)"), ("animation", "animation (all of it)"),
                ("blendshapes", "  blend shapes + LEB"), ("saam", "  SAAM (mouth Gaussians)"),
-               ("skinning", "  skinning (grid weights + LBS)"), ("rasterization", "rasterization only (floor)"))
+               ("skinning", "  skinning (grid weights + LBS)"), ("rasterization", "rasterization only (floor)"),
+               ("frame_fast", "whole frame, fast path (Animator + rasterization)"),
+               ("animation_fast", "animation, fast path (Animator, eager)"),
+               ("animation_graph", "animation, fast path (Animator, CUDA graph)"))
 
 
 def _f(x: float, nd: int = 2) -> str:
@@ -30,10 +33,20 @@ def render_table(r: dict[str, Any]) -> str:
         lines.append(f"| batch of {b['batch']}: whole frame, per frame | {_f(b['frame_ms'], 3)} | {_f(b['fps'], 1)} |")
         lines.append(f"| batch of {b['batch']}: animation, per frame | {_f(b['animation_ms'], 3)} | "
                      f"{_f(1000.0 / b['animation_ms'] if b['animation_ms'] > 0 else float('inf'), 1)} |")
+        if "fast_frame_ms" in b:
+            how = "CUDA graph" if b.get("fast_graph") else "eager"
+            lines.append(f"| batch of {b['batch']}: whole frame, fast path ({how}), per frame | "
+                         f"{_f(b['fast_frame_ms'], 3)} | {_f(b['fast_fps'], 1)} |")
+            lines.append(f"| batch of {b['batch']}: animation, fast path ({how}), per frame | "
+                         f"{_f(b['fast_animation_ms'], 3)} | "
+                         f"{_f(1000.0 / b['fast_animation_ms'] if b['fast_animation_ms'] > 0 else float('inf'), 1)} |")
     for label, fps in ANCHORS:
         lines.append(f"| {label} | {_f(1000.0 / fps, 3)} | {_f(fps, 0)} |")
     lines.append("")
     lines.append(f"Whole frame / rasterization floor: {_f(r['frame_over_floor'], 2)}x")
+    if "frame_fast_over_floor" in r:
+        lines.append(f"Whole frame, fast path / rasterization floor: {_f(r['frame_fast_over_floor'], 2)}x; "
+                     f"animation speed-up of the fast path (eager): {_f(r['animation_speedup'], 2)}x")
     return "\n".join(lines)
 
 

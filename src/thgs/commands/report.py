@@ -67,7 +67,12 @@ def _train_parallel(argvs: dict[str, list[str]], runs: Path, jobs: int) -> None:
 
     from thgs.cli import UserError
 
+    import os
+
     runs.mkdir(parents=True, exist_ok=True)
+    # share the CPU cores between the processes (each would otherwise start one thread per core)
+    threads = str(max(1, (os.cpu_count() or 1) // min(jobs, max(1, len(argvs)))))
+    env = {**os.environ, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
     queue = list(argvs)
     running: dict[str, tuple[subprocess.Popen, object]] = {}
     failed: list[str] = []
@@ -79,7 +84,7 @@ def _train_parallel(argvs: dict[str, list[str]], runs: Path, jobs: int) -> None:
                 log = open(runs / f"{name}.train.log", "w")
                 print(f"report: [{name}] {_cmd(argvs[name])} > {runs / (name + '.train.log')}", flush=True)
                 running[name] = (subprocess.Popen([sys.executable, "-m", "thgs", *argvs[name]], stdout=log,
-                                                  stderr=subprocess.STDOUT), log)
+                                                  stderr=subprocess.STDOUT, env=env), log)
             time.sleep(0.5)
             for name, (proc, log) in list(running.items()):
                 if proc.poll() is not None:

@@ -80,6 +80,56 @@ def forward_kinematics(rot_mats: Tensor, rest_joints: Tensor, parents: Tensor) -
     return Kinematics(global_transforms=glob, skinning_transforms=skin, posed_joints=posed)
 
 
+def kinematic_levels(parents: Tensor) -> list[Tensor]:
+    """The joints grouped by depth in the kinematic tree, for :func:`forward_kinematics_levels`.
+
+    Args:
+        parents: [J] long, parents[0] = -1 and parents[j] < j.
+    Returns:
+        one long tensor per depth 1, 2, ... (the root, depth 0, is left out), each [J_d] holding the
+        joints at that depth in increasing order, on ``parents``' device. Computed once per skeleton.
+    """
+    par = parents.tolist()
+    if not par:
+        return []
+    depth = [0] * len(par)
+    for j in range(1, len(par)):
+        if not 0 <= par[j] < j:
+            raise ValueError(f"kinematic_levels: parents[{j}] = {par[j]} must satisfy 0 <= parents[j] < j")
+        depth[j] = depth[par[j]] + 1
+    return [torch.tensor([j for j, d in enumerate(depth) if d == level], dtype=torch.long, device=parents.device)
+            for level in range(1, max(depth) + 1)]
+
+
+def forward_kinematics_levels(rot_mats: Tensor, rest_joints: Tensor, parents: Tensor,
+                              levels: list[Tensor]) -> Kinematics:
+    """:func:`forward_kinematics` with all joints of one depth composed in one batched product.
+
+    The number of operations grows with the depth of the tree, not the number of joints, and nothing
+    reads a tensor back to the host (the parent table stays on the device), so the call can be
+    recorded in a CUDA graph.
+
+    Args:
+        rot_mats: [B, J, 3, 3] local joint rotations.
+        rest_joints: [B, J, 3] joint locations in the rest pose.
+        parents: [J] long, parents[0] = -1.
+        levels: :func:`kinematic_levels` of ``parents`` (on the same device).
+    Returns:
+        the same :class:`Kinematics` as :func:`forward_kinematics`.
+    """
+    rel = torch.cat([rest_joints[:, :1], rest_joints[:, 1:] - rest_joints.index_select(1, parents[1:])], dim=1)
+    local = make_transform(rot_mats, rel)  # [B, J, 4, 4]
+    glob = local.clone()  # the root's global transform is its local one
+    for idx in levels:
+        par = parents.index_select(0, idx)
+        glob = glob.index_copy(1, idx, glob.index_select(1, par) @ local.index_select(1, idx))
+    posed = glob[..., :3, 3]
+    offset = (glob[..., :3, :3] @ rest_joints[..., None])[..., 0]
+    skin = torch.cat([glob[..., :3, :3], (glob[..., :3, 3] - offset)[..., None]], dim=-1)
+    skin = torch.cat([skin, glob[..., 3:, :]], dim=-2)
+    return Kinematics(global_transforms=glob, skinning_transforms=skin, posed_joints=posed)
+
+
 def pose_to_kinematics(pose: Tensor, rest_joints: Tensor, parents: Tensor) -> Kinematics:
     """Axis-angle pose [B, J, 3] -> :class:`Kinematics`."""
     return forward_kinematics(axis_angle_to_matrix(pose), rest_joints, parents)
@@ -136,6 +186,6 @@ def linear_blend_skinning(points: Tensor, weights: Tensor, transforms: Tensor) -
 
 __all__ = [
     "Kinematics", "axis_angle_to_matrix", "blend_shapes", "blend_transforms", "forward_kinematics",
-    "linear_blend_skinning", "make_transform", "orthonormalize", "pose_feature", "pose_to_kinematics",
-    "transform_points", "transform_rotations",
+    "forward_kinematics_levels", "kinematic_levels", "linear_blend_skinning", "make_transform", "orthonormalize",
+    "pose_feature", "pose_to_kinematics", "transform_points", "transform_rotations",
 ]

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from thgs.avatar.inference import Animator, model_fingerprint
 from thgs.avatar.model import FrameInputs, THGSAvatar
 from thgs.core.rotations import matrix_to_quaternion, quaternion_to_matrix
 from thgs.render.base import Camera, render
@@ -171,12 +172,30 @@ def state_camera(session: AvatarSession, state: ViewerState) -> Camera:
 
 
 # -- rendering ------------------------------------------------------------------------------------
+def session_animator(session: AvatarSession, state: ViewerState) -> Animator:
+    """The fast-path :class:`Animator` of the session for the state's SAAM / LEB switches (with the
+    :func:`switches` semantics), cached on the session and rebuilt when the switches, the model's weights
+    or active groups, or the driving sequence's betas change. On CUDA its animation is a CUDA graph."""
+    model = session.model
+    d = session.drive
+    with switches(model, state.saam, state.leb, session.trained_active):
+        key = (model_fingerprint(model), id(d), id(d.betas), d.betas._version)
+        cached = session.animator_cache
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        anim = Animator.from_model(model, betas=d.betas.to(session.device))
+    if session.device.type == "cuda":
+        anim.capture(batch=1, audio_shape=tuple(d.audio.shape[1:]) if d.audio is not None else (8, 16, 0))
+    session.animator_cache = (key, anim)
+    return anim
+
+
 @torch.no_grad()
 def render_state(session: AvatarSession, state: ViewerState) -> np.ndarray:
-    """The image for ``state``: uint8 [H, W, 3]."""
-    model = session.model
-    with switches(model, state.saam, state.leb, session.trained_active):
-        gs = model(state_inputs(session, state))
+    """The image for ``state``: uint8 [H, W, 3] (the avatar posed by :func:`session_animator`: the same
+    Gaussians as ``model(state_inputs(...))`` under :func:`switches`)."""
+    inp = state_inputs(session, state)
+    gs = session_animator(session, state)(inp.pose, inp.expression, inp.audio_window, inp.transl)
     cam = state_camera(session, state).to(session.device)
     res = render(gs, cam, session.background.to(session.device), mode=session.mode,  # type: ignore[arg-type]
                  backend=session.backend)
@@ -216,5 +235,5 @@ def body_center(session: AvatarSession, frame: int = 0) -> np.ndarray:
 
 
 __all__ = ["BodyGeometry", "View", "ViewerState", "body_center", "body_geometry", "camera_from_view", "render_state",
-           "slider_names", "slider_range", "state_camera", "state_expression", "state_inputs", "switches",
-           "view_from_camera"]
+           "session_animator", "slider_names", "slider_range", "state_camera", "state_expression", "state_inputs",
+           "switches", "view_from_camera"]

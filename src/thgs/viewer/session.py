@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 import pickle
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +39,7 @@ class AvatarSession:
     device: torch.device
     backend: str
     trained_active: dict[str, bool]
+    animator_cache: Any = field(default=None, repr=False, compare=False)  # (key, Animator) of viewer.core
 
     @property
     def fps(self) -> float:
