@@ -64,3 +64,24 @@ def test_report_train_only(eval_subject, tmp_path, capsys):
     assert main(args) == 0
     assert (runs / "no_leb" / "avatar.pt").is_file() and not (runs / "no_leb" / "eval").exists()
     assert not out.exists()
+
+
+def _fake_metrics(psnr: float) -> dict:
+    region = {"psnr": psnr, "ssim": 0.9, "lpips_alex_x100": 1.5, "lpips_vgg_x100": 2.5}
+    return {"test": {"frames": 3, "full": region, "head": region, "mouth": region}, "render_ms_per_frame": 10.0,
+            "lpips_nets": ["alex", "vgg"], "novel_view_mean": dict(region, psnr=psnr - 10),
+            "novel_views": {"yaw15": region}, "lip_sync": {"av_sync": {"skipped": "x"}, "syncnet": {"skipped": "y"},
+                                                          "with_ground_truth": {}}}
+
+
+def test_markdown_lists_every_lpips_net_and_novel_views():
+    from thgs.evaluation.report import build_markdown
+
+    metrics = {"vanilla": _fake_metrics(30.0), "full": _fake_metrics(31.0)}
+    md = build_markdown(metrics, ["thgs report"], "subj", ["alex", "vgg"], fps=False)
+    assert "| method | PSNR | SSIM | LPIPS-alex x100 | LPIPS-vgg x100 |" in md
+    assert "| Full (THGS) | 31.000 | 0.9000 | 1.500 | 2.500 |" in md  # Table 3 without fps
+    assert "fps" not in md
+    assert "### Novel views" in md and "| Vanilla (GART-like: no LEB, no SAAM, no expression input) | 20.000 |" in md
+    with_fps = build_markdown(metrics, ["thgs report"], "subj", ["vgg"])
+    assert "| Full (THGS) | 31.000 | 0.9000 | 2.500 | 100.0 |" in with_fps

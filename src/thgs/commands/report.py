@@ -33,6 +33,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--videos", action="store_true", help="let `thgs eval` write its side-by-side videos")
     parser.add_argument("--device", default="auto", help="torch device for training and evaluation")
     parser.add_argument("--train-args", default="", help="extra flags passed to every `thgs train`, e.g. '--seed 1'")
+    parser.add_argument("--fps", action=argparse.BooleanOptionalAction, default=True,
+                        help="show the evaluation's frame rate in Tables 3 and 5/8")
+    parser.add_argument("--note", action="append", default=[], help="a line added to the report's notes (repeatable)")
     parser.add_argument("--train-only", action="store_true",
                         help="train the missing runs, then stop (no evaluation, no tables)")
     parser.add_argument("--jobs", type=int, default=1,
@@ -189,21 +192,25 @@ def run(args: argparse.Namespace) -> int:
         except (OSError, ValueError) as exc:
             raise UserError(f"{result}: cannot read ({exc})") from None
     nets = [n for n in ("alex", "vgg") if all(n in m.get("lpips_nets", []) for m in metrics.values())]
-    net = nets[0] if nets else None
     subject = str(data) if data is not None else str(next(iter(metrics.values())).get("subject", "?"))
     me = ["report", *(["--data", str(data)] if data is not None else []), "--runs", str(args.runs), "--preset",
           args.preset, *(["--steps", str(args.steps)] if args.steps else []), "--out", str(args.out),
           *(["--ablations", args.ablations] if args.ablations else []), "--lpips", args.lpips,
           *(["--max-frames", str(args.max_frames)] if args.max_frames else []), *([] if args.views else ["--no-views"]),
-          *(["--train-args", args.train_args] if args.train_args else []), *(["--only-read"] if args.only_read else [])]
+          *(["--train-args", args.train_args] if args.train_args else []), *(["--only-read"] if args.only_read else []),
+          *([] if args.fps else ["--no-fps"])]
     notes = [f"Each run: preset `{args.preset}`" + (f", {args.steps} steps" if args.steps else "") + ".",
              "Table 3 of the paper drives both methods with silent audio and neutral expressions; here both are "
              "driven by the test split's own audio and expressions (the vanilla model ignores them).",
              "Regions: head and neck = projected head vertices and neck joint, mouth = projected inner lips "
              "(docs/metrics.md)."]
-    block = build_markdown(metrics, [_cmd(me)] + commands, subject, net, notes)
+    if not args.fps:
+        notes.append("No fps column: the frame rates `thgs eval` records are not a benchmark (several evaluations "
+                     "may have shared the device); docs/benchmarks.md has the timed figures.")
+    notes += args.note
+    block = build_markdown(metrics, [_cmd(me)] + commands, subject, nets, notes, fps=args.fps)
     existing = args.out.read_text() if args.out.is_file() else ""
     write_text(args.out, merge_into(existing, block))
-    write_json(args.runs / "report.json", {"ablations": metrics, "commands": commands, "lpips_net": net})
+    write_json(args.runs / "report.json", {"ablations": metrics, "commands": commands, "lpips_nets": nets})
     print(f"report: wrote {args.out} and {args.runs / 'report.json'}")
     return 0

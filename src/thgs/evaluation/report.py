@@ -47,6 +47,11 @@ def _lp(region: dict[str, Any], net: str | None) -> Any:
     return region.get(f"lpips_{net}_x100") if net else None
 
 
+def _lps(region: dict[str, Any], nets: list[str]) -> str:
+    """The region's LPIPS x100 cells, one per network (`` | ``-joined, with a leading separator)."""
+    return "".join(f" | {_num(_lp(region, n), 3)}" for n in nets)
+
+
 def _fps(m: dict[str, Any]) -> Any:
     ms = m.get("render_ms_per_frame")
     return 1000.0 / ms if ms else None
@@ -64,47 +69,67 @@ def _syncnet_cells(v: dict[str, Any]) -> list[str]:
     return [str(v["av_offset"]), _num(v["min_dist"], 2), _num(v["confidence"], 2)]
 
 
-def build_markdown(metrics: dict[str, dict[str, Any]], commands: list[str], subject: str, net: str | None,
-                   notes: list[str] | None = None) -> str:
-    """The report's markdown from {ablation: eval summary}. ``net``: the LPIPS network reported."""
+def build_markdown(metrics: dict[str, dict[str, Any]], commands: list[str], subject: str, nets: list[str],
+                   notes: list[str] | None = None, fps: bool = True) -> str:
+    """The report's markdown from {ablation: eval summary}. ``nets``: the LPIPS networks reported (one
+    column each); ``fps``: add the evaluation's frame rate to Tables 3 and 5/8."""
     L: list[str] = [BEGIN, "", f"## Ablations on `{subject}`", ""]
-    lp = f"LPIPS-{net} x100" if net else "LPIPS x100"
+    lp_heads = [f"LPIPS-{n} x100" for n in nets]
+    LP = "".join(f" | {h}" for h in lp_heads)
+    R = " ---: |" * len(nets)
+    F, FR = (" | fps", " ---: |") if fps else ("", "")
     label = {k: v[0] for k, v in ABLATIONS.items()}
     first = next(iter(metrics.values()))
     test = first.get("test", {})
-    L.append(f"Test split: {test.get('frames', '?')} frames; LPIPS network: {net or 'none'}; fps = 1 / median "
-             f"wall time of one rendered test frame in `thgs eval` on {first.get('device', '?')} "
-             f"(see docs/benchmarks.md for the timed figures).")
-    L.append("")
+    line = f"Test split: {test.get('frames', '?')} frames; LPIPS networks: {', '.join(nets) or 'none'}"
+    if fps:
+        line += (f"; fps = 1 / median wall time of one rendered test frame in `thgs eval` on "
+                 f"{first.get('device', '?')} (see docs/benchmarks.md for the timed figures)")
+    L += [line + ".", ""]
+
+    def fcell(n: str) -> str:
+        return f" | {_num(_fps(metrics[n]), 1)}" if fps else ""
 
     def have(names: list[str]) -> list[str]:
         return [n for n in names if n in metrics]
 
     # Table 3
     L += ["### Table 3: self-reenactment, full frame (vanilla vs full)", "",
-          f"| method | PSNR | SSIM | {lp} | fps |", "| --- | ---: | ---: | ---: | ---: |"]
+          f"| method | PSNR | SSIM{LP}{F} |", "| --- | ---: | ---: |" + R + FR]
     for n in have(TABLES["table3"]):
         r = metrics[n]["test"].get("full", {})
-        L.append(f"| {label[n]} | {_num(r.get('psnr'), 3)} | {_num(r.get('ssim'), 4)} | {_num(_lp(r, net), 3)} | "
-                 f"{_num(_fps(metrics[n]), 1)} |")
+        L.append(f"| {label[n]} | {_num(r.get('psnr'), 3)} | {_num(r.get('ssim'), 4)}{_lps(r, nets)}{fcell(n)} |")
     L.append("")
     # Table 5 / 8
     L += ["### Tables 5 and 8: head and neck region, with and without audio and expression inputs", "",
-          f"| method | head PSNR | head SSIM | head {lp} | mouth PSNR | mouth {lp} | fps |",
-          "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+          "| method | head PSNR | head SSIM" + "".join(f" | head {h}" for h in lp_heads) + " | mouth PSNR"
+          + "".join(f" | mouth {h}" for h in lp_heads) + F + " |",
+          "| --- | ---: | ---: |" + R + " ---: |" + R + FR]
     for n in have(TABLES["table5"]):
         h = metrics[n]["test"].get("head", {})
         m = metrics[n]["test"].get("mouth", {})
-        L.append(f"| {label[n]} | {_num(h.get('psnr'), 3)} | {_num(h.get('ssim'), 4)} | {_num(_lp(h, net), 3)} | "
-                 f"{_num(m.get('psnr'), 3)} | {_num(_lp(m, net), 3)} | {_num(_fps(metrics[n]), 1)} |")
+        L.append(f"| {label[n]} | {_num(h.get('psnr'), 3)} | {_num(h.get('ssim'), 4)}{_lps(h, nets)} | "
+                 f"{_num(m.get('psnr'), 3)}{_lps(m, nets)}{fcell(n)} |")
     L.append("")
     # Table 6
-    L += ["### Table 6: ablation of the modules, full frame", "",
-          f"| method | PSNR | SSIM | {lp} |", "| --- | ---: | ---: | ---: |"]
+    L += ["### Table 6: ablation of the modules, full frame (and the mouth crop)", "",
+          f"| method | PSNR | SSIM{LP} | mouth PSNR |", "| --- | ---: | ---: |" + R + " ---: |"]
     for n in have(TABLES["table6"]):
         r = metrics[n]["test"].get("full", {})
-        L.append(f"| {label[n]} | {_num(r.get('psnr'), 3)} | {_num(r.get('ssim'), 4)} | {_num(_lp(r, net), 3)} |")
+        m = metrics[n]["test"].get("mouth", {})
+        L.append(f"| {label[n]} | {_num(r.get('psnr'), 3)} | {_num(r.get('ssim'), 4)}{_lps(r, nets)} | "
+                 f"{_num(m.get('psnr'), 3)} |")
     L.append("")
+    # Novel views (not a paper table: the synthetic subject has ground truth for them)
+    nv = [n for n in metrics if metrics[n].get("novel_view_mean")]
+    if nv:
+        yaws = sorted(metrics[nv[0]].get("novel_views", {}))
+        L += ["### Novel views: ground-truth side views of the test frames, mean over " + (", ".join(yaws) or "views"),
+              "", f"| method | PSNR | SSIM{LP} |", "| --- | ---: | ---: |" + R]
+        for n in nv:
+            r = metrics[n]["novel_view_mean"]
+            L.append(f"| {label[n]} | {_num(r.get('psnr'), 3)} | {_num(r.get('ssim'), 4)}{_lps(r, nets)} |")
+        L.append("")
     # Table 4
     L += ["### Table 4 style: lip synchronisation", "",
           "Offline AV sync: the mouth-opening signal against the speech envelope (offset in frames, positive: "
