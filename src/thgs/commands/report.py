@@ -155,6 +155,11 @@ def run(args: argparse.Namespace) -> int:
                              args.device, "--no-progress", *ABLATIONS[name][1], *extra]
     if not args.only_read and args.jobs > 1:
         pending = [n for n in names if not (args.runs / n / FINAL).is_file()]
+        if len(pending) > 1:
+            from thgs.utils.device import prepare_gsplat
+
+            if prepare_gsplat(args.device):  # built here once, so the runs do not all compile it at once
+                print("report: gsplat's CUDA kernels are loaded", flush=True)
         _train_parallel({n: _resumable(train_argvs[n], args.runs / n / CHECKPOINT) for n in pending}, args.runs,
                         args.jobs)
     if not args.only_read and args.train_only:

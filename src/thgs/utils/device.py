@@ -23,6 +23,20 @@ def default_device(prefer: str | None = None) -> str:
     return prefer
 
 
+def prepare_gsplat(device: str) -> bool:
+    """Load (building on first use) gsplat's CUDA extension in this process when ``device`` is CUDA and
+    gsplat is installed; returns whether it is loaded. Call it before starting several processes that
+    render on the GPU: processes that find no build start compiling at the same time and can read each
+    other's half-written library."""
+    if not default_device(device).startswith("cuda") or importlib.util.find_spec("gsplat") is None:
+        return False
+    try:
+        from gsplat.cuda._backend import _C  # noqa: PLC0415 - the import is the build
+    except Exception:  # a broken install: the runs report it themselves
+        return False
+    return _C is not None
+
+
 def gsplat_status() -> dict:
     """Whether gsplat is importable and whether its CUDA extension is built/loadable.
 
