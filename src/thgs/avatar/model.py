@@ -50,6 +50,7 @@ class AvatarOptions:
     skinning: str = "grid"  # "grid": voxel skinning grid with learnable residual (Eq. 18); "parent": parent vertex weights
     grid_resolution: int = 64
     grid_padding: float = 0.1
+    fused_skinning: bool = True  # grid skinning: blend the joint transforms into the grid, one look-up per point
     mouth_margin: float = 0.02  # grown mouth box, units for a 1.7 m body (scaled by body height)
     audio_dim: int = 32
     saam_hidden: int = 64
@@ -174,6 +175,14 @@ class THGSAvatar(nn.Module):
             off = off + (lbs.pose_feature(rot) @ body.posedirs).reshape(-1, 3)
         return off
 
+    def _kinematic_levels(self) -> list[Tensor]:
+        """:func:`lbs.kinematic_levels` of the body, computed once per device."""
+        dev = self.body.parents.device
+        cache = self.__dict__.setdefault("_levels_cache", {})
+        if dev not in cache:
+            cache[dev] = lbs.kinematic_levels(self.body.parents)
+        return cache[dev]
+
     def effective_inputs(self, frame: FrameInputs) -> tuple[Tensor, Tensor | None]:
         """The pose [J, 3] and expression [E] after adding active per-frame refinements."""
         pose, expr = frame.pose, frame.expression
@@ -206,14 +215,18 @@ class THGSAvatar(nn.Module):
                 mu_e = mu_e.index_add(0, idx, d_mu)
                 quats = quats.index_add(0, idx, d_q)
                 log_scales = log_scales.index_add(0, idx, d_s)
-        # Skinning (Eq. 6-7).
-        if self.skin_grid is not None:
-            weights = self.skin_grid.weights(mu_e)
-        else:
-            weights = self.body.lbs_weights[parent]
+        # Skinning (Eq. 6-7): forward kinematics one tree level at a time; with the voxel grid, the joint
+        # transforms are blended into the grid before one look-up per point (the same blended transforms as
+        # looking up the weights and blending per point, by linearity of trilinear interpolation).
         rest_joints = self.body.rest_joints(betas[None] if betas is not None else None)
-        kin = lbs.pose_to_kinematics(pose[None], rest_joints, self.body.parents)
-        per_point = lbs.blend_transforms(weights, kin.skinning_transforms)[0]  # [N, 4, 4]
+        kin = lbs.forward_kinematics_levels(lbs.axis_angle_to_matrix(pose[None]), rest_joints, self.body.parents,
+                                            self._kinematic_levels())
+        if self.skin_grid is not None and self.options.fused_skinning:
+            per_point = self.skin_grid.blend(mu_e, kin.skinning_transforms)[0]  # [N, 3, 4]
+        elif self.skin_grid is not None:
+            per_point = lbs.blend_transforms(self.skin_grid.weights(mu_e), kin.skinning_transforms)[0]
+        else:
+            per_point = lbs.blend_transforms(self.body.lbs_weights[parent], kin.skinning_transforms)[0]  # [N, 4, 4]
         rot = per_point[:, :3, :3]
         means = (rot @ mu_e[:, :, None])[:, :, 0] + per_point[:, :3, 3] + frame.transl
         rot_pure = rotation_6d_to_matrix(torch.cat([rot[:, :, 0], rot[:, :, 1]], dim=-1))

@@ -264,11 +264,11 @@ def render_speed(model: THGSAvatar, opts: SpeedOptions, device: str) -> dict[str
 
 
 def train_speed(subject: Any, presets: list[str], steps: int, warmup: int, device: str, work_dir: Any,
-                train_size: int = 0) -> dict[str, Any]:
+                train_size: int = 0, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """Steps per second of each named preset on ``subject``: the preset's schedule compressed to
     ``warmup + steps`` steps (every stage starts within the run, see ``scaled_steps``), the last ``steps``
     timed; the full preset's time is estimated as its step count / steps per second. On CUDA also the
-    peak allocated memory."""
+    peak allocated memory. ``overrides``: TrainConfig fields replaced in every preset."""
     import dataclasses
     import time
 
@@ -280,7 +280,7 @@ def train_speed(subject: Any, presets: list[str], steps: int, warmup: int, devic
         full = preset(name)
         cfg = scaled_steps(full, warmup + steps)
         cfg = dataclasses.replace(cfg, device=device, progress=False, init_colors=min(cfg.init_colors, 2),
-                                  train_size=train_size or cfg.train_size)
+                                  train_size=train_size or cfg.train_size, **(overrides or {}))
         if device.startswith("cuda"):
             torch.cuda.reset_peak_memory_stats(device)
         trainer = Trainer(cfg, subject, work_dir / name)

@@ -39,6 +39,8 @@ class TrainConfig:
     teeth: bool = option(True, help="add the teeth mesh inside the mouth before initialising Gaussians")
     skinning: str = option("grid", help="skinning weights: grid (voxel grid, Eq. 18) or parent (parent vertex)")
     grid_resolution: int = option(64, help="voxel skinning grid resolution per axis")
+    fused_skinning: bool = option(True, help="blend the joint transforms into the skinning grid and look each "
+                                             "point up once (the same result as per-point weights, faster)")
     sh_degree: int = option(3, help="spherical-harmonic degree of the colours (0: RGB)")
     audio_encoder: str = option("mel", help="audio features: mel, or a feature file name under SUBJECT/features/")
     hash_levels: int = option(12, help="tri-plane hash levels")

@@ -48,6 +48,7 @@ def avatar_options(cfg: TrainConfig) -> AvatarOptions:
         leb=cfg.leb and not cfg.vanilla, saam=cfg.saam and not cfg.vanilla,
         use_expression=cfg.expr and not cfg.vanilla, use_audio=cfg.audio and not cfg.vanilla,
         joint_opt=cfg.joint_opt, skinning=cfg.skinning, grid_resolution=cfg.grid_resolution,
+        fused_skinning=cfg.fused_skinning,
         hash_levels=cfg.hash_levels, hash_log2_table=cfg.hash_log2_table,
         init=InitOptions(sh_degree=cfg.sh_degree, opacity=cfg.init_opacity, seed=cfg.seed),
     )
