@@ -50,7 +50,7 @@ class AvatarOptions:
     skinning: str = "grid"  # "grid": voxel skinning grid with learnable residual (Eq. 18); "parent": parent vertex weights
     grid_resolution: int = 64
     grid_padding: float = 0.1
-    fused_skinning: bool = True  # grid skinning: blend the joint transforms into the grid, one look-up per point
+    fused_skinning: bool = False  # grid skinning: blend the joint transforms into the grid, one look-up per point
     mouth_margin: float = 0.02  # grown mouth box, units for a 1.7 m body (scaled by body height)
     audio_dim: int = 32
     saam_hidden: int = 64
