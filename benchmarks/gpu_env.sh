@@ -1,7 +1,8 @@
 # Source on a GPU machine that has torch + CUDA but no thgs install:
 #   . benchmarks/gpu_env.sh
 # Installs carried wheels from .whl/ into /tmp/site (no network), puts src/ on PYTHONPATH, points the
-# gsplat JIT cache at .gsx/ (a prebuilt gsplat_cuda.so skips the ~75 s first compile when present) and
+# gsplat JIT cache at .gsx/ (a build kept there is reused; with only a copied gsplat_cuda.so torch's JIT
+# may still rebuild, 75-100 s on a bare machine) and
 # LPIPS at .lpw/ (alexnet.ckpt) when present.
 set -e
 if ls .whl/*.whl >/dev/null 2>&1; then
