@@ -1,13 +1,11 @@
 """Tests of the anny adapter (thgs.body.anny).
 
-The tests that compare with anny itself need the anny package and are skipped without it; the
-converted-file tests run everywhere (a synthetic file, or a real converted file when one exists).
-One conversion per session goes into a temporary cache folder.
+anny is a test dependency (the demo's body model): every test here runs, none is skipped. One conversion per
+session goes into a temporary cache folder; anny's own asset cache is the project's (tests/conftest.py).
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import subprocess
@@ -33,7 +31,6 @@ OTHER_PHENOTYPE = {"age": 0.5, "height": 0.9, "gender": 0.2}
 @pytest.fixture(scope="session")
 def converted(tmp_path_factory):
     """(model in float64, cache folder, seconds the conversion took) for the default phenotype."""
-    pytest.importorskip("anny")
     cache = tmp_path_factory.mktemp("anny_cache")
     t0 = time.perf_counter()
     model = A.load(cache_dir=cache)
@@ -55,7 +52,8 @@ def any_model(request):
 
 @pytest.fixture(scope="session")
 def anny_model():
-    anny = pytest.importorskip("anny")
+    import anny
+
     return anny.Anny(facial_actions="all", pose_parameterization="local-ref", skinning_method="lbs")
 
 
@@ -281,15 +279,9 @@ def test_status_reports_the_package_and_cache(converted, monkeypatch):
 
 
 @pytest.fixture()
-def converted_file(request) -> Path:
-    """A real converted file: this session's when anny is installed, else one in the default cache."""
-    if importlib.util.find_spec("anny") is not None:
-        _, cache, _ = request.getfixturevalue("converted")
-        return next(cache.glob("anny-*.npz"))
-    found = A._find_cached(A.resolve_phenotype(None), A.default_cache_dir(), None)
-    if found is None:
-        pytest.skip("no converted anny file and anny not installed")
-    return found
+def converted_file(converted) -> Path:
+    """The real file this session's conversion wrote."""
+    return next(converted[1].glob("anny-*.npz"))
 
 
 def test_cached_load_does_not_import_anny(converted_file):
