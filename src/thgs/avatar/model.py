@@ -218,7 +218,8 @@ class THGSAvatar(nn.Module):
         # Skinning (Eq. 6-7): forward kinematics one tree level at a time; with the voxel grid, the joint
         # transforms are blended into the grid before one look-up per point (the same blended transforms as
         # looking up the weights and blending per point, by linearity of trilinear interpolation).
-        rest_joints = self.body.rest_joints(betas[None] if betas is not None else None)
+        joint_expr = expr[None] if (expr is not None and self.options.use_expression) else None
+        rest_joints = self.body.rest_joints(betas[None] if betas is not None else None, joint_expr)
         kin = lbs.forward_kinematics_levels(lbs.axis_angle_to_matrix(pose[None]), rest_joints, self.body.parents,
                                             self._kinematic_levels())
         if self.skin_grid is not None and self.options.fused_skinning:

@@ -393,6 +393,7 @@ def to_body_model(data: SmplxData, num_betas: int | None = None, num_expression:
         parents=t(data.parents), joint_names=names, lbs_weights=t(data.weights),
         shapedirs=t(data.shapedirs[..., :nb]), exprdirs=t(data.exprdirs[..., :ne]), posedirs=t(data.posedirs),
         head_mask=t(head_mask), mouth=mouth, expression_names=None, up_axis="y", meta=meta,
+        joints_follow_expression=True,
     )
 
 
