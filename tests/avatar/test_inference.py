@@ -137,3 +137,32 @@ def test_capture_is_a_no_op_off_cuda_and_inputs_are_checked(body):
         anim.animate(torch.zeros(1, 3, 3))
     with pytest.raises(ValueError, match="transl must be"):
         anim.animate(torch.zeros(2, body.num_joints, 3), transl=torch.zeros(1, 3))
+
+
+def _joints_following_expression(body):
+    """The same body declared like SMPL-X (its joints are regressed from the shaped and expressed template), with
+    expressions 100x stronger so that the joint motion shows (the toy's regressor barely sees its expressions)."""
+    from thgs.body.model import BodyModel
+
+    return BodyModel(name=body.name, v_template=body.v_template, faces=body.faces,
+                     joint_regressor=body.joint_regressor, parents=body.parents, joint_names=body.joint_names,
+                     lbs_weights=body.lbs_weights, shapedirs=body.shapedirs, exprdirs=100 * body.exprdirs,
+                     posedirs=body.posedirs, head_mask=body.head_mask, mouth=body.mouth,
+                     expression_names=body.expression_names, meta=body.meta, joints_follow_expression=True)
+
+
+def test_animator_equals_the_model_when_expressions_move_the_joints(body):
+    sx_body = _joints_following_expression(body)
+    frames = _frames(sx_body, 2)
+    e = frames[0].expression[None]
+    moved = sx_body.rest_joints(frames[0].betas[None], e) - sx_body.rest_joints(frames[0].betas[None])
+    assert moved.norm(dim=-1).max() > 1e-3  # the toy's expressions move its head joints once declared so
+    assert torch.equal(body.rest_joints(frames[0].betas[None], e), body.rest_joints(frames[0].betas[None]))
+    model = _model(sx_body, "grid", 0)
+    unmoved = _model(_joints_following_expression(body), "grid", 0)
+    unmoved.body.joints_follow_expression = False
+    with torch.no_grad():
+        anim = Animator.from_model(model, betas=frames[0].betas)
+        for f in frames:
+            _assert_same(model(f), anim(f.pose, f.expression, f.audio_window, f.transl))
+        assert not torch.allclose(unmoved(frames[0]).means, model(frames[0]).means, atol=1e-4)

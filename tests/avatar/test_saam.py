@@ -53,3 +53,24 @@ def test_saam_starts_as_identity_and_learns():
     # audio matters: a different window gives a different deformation
     other, _, _ = saam(pts, torch.randn(8, 16, 6) * 3)
     assert not torch.allclose(other, d_mu)
+
+
+def test_hash_grid_backward_is_deterministic_on_two_threads():
+    """Many points share table entries; their gradients must add up in the same order on every run."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        torch.manual_seed(0)
+        grid = HashGrid2D(levels=12, features=2, log2_table=14)
+        x = torch.rand(20000, 2)
+        w = torch.randn(20000, grid.out_dim)
+        grads = []
+        for _ in range(6):
+            grid.zero_grad(set_to_none=True)
+            (grid(x) * w).sum().backward()
+            grads.append(grid.table.grad.clone())
+    finally:
+        torch.set_num_threads(threads)
+    assert grads[0].abs().sum() > 0
+    for g in grads[1:]:
+        assert torch.equal(g, grads[0])

@@ -165,15 +165,33 @@ def test_old_protocol_pickles_load(tmp_path):
     assert np.array_equal(raw["J_regressor"].toarray(), np.eye(4))
 
 
-def test_pickles_that_run_code_are_refused(tmp_path):
+@pytest.mark.parametrize("how", ["system", "open"])
+def test_pickles_that_run_code_are_refused(tmp_path, how):
+    marker = tmp_path / "created-by-the-pickle"
+
     class Evil:
         def __reduce__(self):
-            return (os.system, ("echo should-not-run",))
+            if how == "system":
+                return (os.system, (f"touch {marker}",))
+            return (open, (str(marker), "w"))
 
     path = tmp_path / "SMPLX_NEUTRAL.pkl"
-    path.write_bytes(pickle.dumps({"v_template": Evil()}))
-    with pytest.raises(ValueError, match=r"SMPLX_NEUTRAL.pkl.*refusing to load"):
+    arrays = {"v_template": np.zeros((3, 3)), "x": Evil()}
+    path.write_bytes(pickle.dumps(arrays, protocol=2))
+    with pytest.raises(ValueError, match=r"SMPLX_NEUTRAL\.pkl: refused to load global '(posix\.system|io\.open|builtins\.open)'"):
         smplx.read_smplx(path)
+    with pytest.raises(ValueError, match=r"SMPLX_NEUTRAL\.pkl: refused"):
+        load_body_model("smplx", model_path=path)
+    assert not marker.exists()
+
+
+def test_pkl_with_inconsistent_sparse_regressor_is_named(tmp_path):
+    arrays = fake_arrays(20)
+    path = write_pkl(tmp_path / "SMPLX_NEUTRAL.pkl", {k: arrays[k] for k in ("v_template", "f", "J_regressor")})
+    raw = smplx.read_arrays(path)
+    raw["J_regressor"].indptr = raw["J_regressor"].indptr[:-1]
+    with pytest.raises(ValueError, match=r"x\.pkl: field 'J_regressor': inconsistent csc matrix"):
+        smplx._field(raw, "J_regressor", "x.pkl")
 
 
 @pytest.mark.parametrize("field,value,message", [

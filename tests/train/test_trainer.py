@@ -65,21 +65,50 @@ def test_groups_switch_on_at_their_start_steps(tiny_subject, tiny_body_model, tm
         assert last[g], g
 
 
+def _saam_trained(tr) -> bool:
+    """SAAM acted: its zero-initialised last layer has moved away from zero."""
+    last = tr.model.saam.decoder[-1]
+    return bool(last.weight.abs().sum() > 0) and tr.model.active["saam"]
+
+
+def _assert_identical(a: dict, b: dict) -> None:
+    assert a.keys() == b.keys()
+    for k in a:
+        assert a[k].shape == b[k].shape, k
+        assert torch.equal(a[k], b[k]), k
+
+
 def test_resume_equals_uninterrupted(tiny_subject, tiny_body_model, tmp_path):
-    cfg = _cfg("smoke", 8, checkpoint_every=100)
+    """Bit for bit, with SAAM active before and after the interruption."""
+    cfg = dataclasses.replace(_cfg("smoke", 8, checkpoint_every=100), saam_start=2)
     full = Trainer(cfg, tiny_subject, tmp_path / "full", body=tiny_body_model)
     full.train()
+    assert _saam_trained(full)
     half = Trainer(cfg, tiny_subject, tmp_path / "half", body=tiny_body_model)
     half.train(stop_after=4)  # densification ran at step 4: N differs from the start
+    assert _saam_trained(half)
     del half
     resumed = Trainer(cfg, tiny_subject, tmp_path / "half", resume=True, body=tiny_body_model)
     assert resumed.step == 4
     resumed.train()
-    a, b = full.model.state_dict(), resumed.model.state_dict()
-    assert a.keys() == b.keys()
-    for k in a:
-        assert a[k].shape == b[k].shape, k
-        assert torch.allclose(a[k].float(), b[k].float(), atol=1e-6, rtol=0), k
+    _assert_identical(full.model.state_dict(), resumed.model.state_dict())
     sa, sb = full.gauss_opt.state_dict()["state"], resumed.gauss_opt.state_dict()["state"]
     for k in sa:
-        assert torch.allclose(sa[k]["exp_avg"], sb[k]["exp_avg"], atol=1e-6), k
+        assert torch.equal(sa[k]["exp_avg"], sb[k]["exp_avg"]), k
+
+
+def test_same_seed_on_two_threads_gives_identical_runs(tiny_subject, tiny_body_model, tmp_path):
+    """Same seed, same machine, same thread count (2): identical parameters after SAAM has started."""
+    cfg = dataclasses.replace(_cfg("smoke", 4, checkpoint_every=100), saam_start=1)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        runs = []
+        for r in range(2):
+            tr = Trainer(cfg, tiny_subject, tmp_path / f"run{r}", body=tiny_body_model)
+            tr.train()
+            assert _saam_trained(tr)
+            runs.append(tr.model.state_dict())
+    finally:
+        torch.set_num_threads(threads)
+    _assert_identical(runs[0], runs[1])

@@ -11,7 +11,8 @@ that can be recorded in a CUDA graph.
   frame), their raw quaternions and log-scales, and every part of SAAM that does not depend on the
   audio: the tri-plane hash features, the region attention ``ReLU(f W_k) W_v`` (Eq. 11) and the
   feature half of the decoder's first layer;
-- the shape offsets of the given betas, the rest joints, the kinematic levels (see
+- the shape offsets of the given betas, the rest joints (plus, for a body whose joints follow the
+  expression, the joint-space expression basis), the kinematic levels (see
   :func:`thgs.core.lbs.forward_kinematics_levels`), the expression basis in use (``E_hat`` with LEB,
   else the body's) and, for grid skinning, the clamped grid (see
   :func:`thgs.avatar.skinning_grid.blend_grid_transforms`; for parent skinning, transforms are blended
@@ -153,6 +154,10 @@ class Animator:
             else:
                 self.expr_basis = body.exprdirs
         self.num_expressions = 0 if self.expr_basis is None else self.expr_basis.shape[-1]
+        # Joints that follow the expression (SMPL-X): the body's joint-space expression basis [J, 3, E].
+        self.joint_expr_basis: Tensor | None = None
+        if self.expr_basis is not None and body.joints_follow_expression:
+            self.joint_expr_basis = body.joint_exprdirs
         self.posedirs = body.posedirs if (opts.pose_correctives and body.posedirs.shape[0]) else None
         # Skinning.
         self.grid: Tensor | None = None
@@ -240,7 +245,11 @@ class Animator:
             quats = quats.index_copy(1, idx, normalize_quaternion(self.mouth_quats + out[..., 3:7]))
             scales = scales.index_copy(1, idx, G.activate_scales(self.mouth_log_scales + out[..., 7:10]))
         # Skinning (Eq. 6-7).
-        kin = lbs.forward_kinematics_levels(rot, self.rest_joints.expand(B, -1, -1), self.parents, self.levels)
+        joints = self.rest_joints.expand(B, -1, -1)
+        if expression is not None and self.joint_expr_basis is not None:
+            k = min(expression.shape[-1], self.joint_expr_basis.shape[-1])
+            joints = joints + torch.einsum("bk,jck->bjc", expression[:, :k], self.joint_expr_basis[..., :k])
+        kin = lbs.forward_kinematics_levels(rot, joints, self.parents, self.levels)
         T = kin.skinning_transforms  # [B, J, 4, 4]
         if self.grid is not None:
             M = blend_grid_transforms(self.grid, self.grid_lo, self.grid_hi, self.grid_eps, mu_e, T)  # [B, N, 3, 4]

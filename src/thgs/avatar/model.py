@@ -202,7 +202,8 @@ class THGSAvatar(nn.Module):
         parent = st["parent"]
         pose, expr = self.effective_inputs(frame)
         betas = frame.betas
-        offsets = self.vertex_offsets(pose, betas, expr)[parent]  # [N, 3]
+        # index_select (backward: index_add_, deterministic on the CPU), not advanced indexing
+        offsets = self.vertex_offsets(pose, betas, expr).index_select(0, parent)  # [N, 3]
         mu_e = mu + offsets
         quats = st["quats"]
         log_scales = st["log_scales"]
@@ -211,14 +212,15 @@ class THGSAvatar(nn.Module):
             mouth = G.in_box(mu.detach(), self.mouth_box)
             if mouth.any():
                 idx = mouth.nonzero(as_tuple=True)[0]
-                d_mu, d_q, d_s = self.saam(mu[idx], frame.audio_window)
+                d_mu, d_q, d_s = self.saam(mu.index_select(0, idx), frame.audio_window)
                 mu_e = mu_e.index_add(0, idx, d_mu)
                 quats = quats.index_add(0, idx, d_q)
                 log_scales = log_scales.index_add(0, idx, d_s)
         # Skinning (Eq. 6-7): forward kinematics one tree level at a time; with the voxel grid, the joint
         # transforms are blended into the grid before one look-up per point (the same blended transforms as
         # looking up the weights and blending per point, by linearity of trilinear interpolation).
-        rest_joints = self.body.rest_joints(betas[None] if betas is not None else None)
+        joint_expr = expr[None] if (expr is not None and self.options.use_expression) else None
+        rest_joints = self.body.rest_joints(betas[None] if betas is not None else None, joint_expr)
         kin = lbs.forward_kinematics_levels(lbs.axis_angle_to_matrix(pose[None]), rest_joints, self.body.parents,
                                             self._kinematic_levels())
         if self.skin_grid is not None and self.options.fused_skinning:

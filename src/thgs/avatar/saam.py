@@ -2,6 +2,7 @@
 
 - :class:`HashGrid2D`: a multi-resolution 2D hash grid (vectorised bilinear look-ups over every level
   at once); :class:`TriPlaneHash` concatenates three of them over the xy, yz and xz planes (Eq. 10).
+  The table look-up is a gather whose backward is deterministic on the CPU (see ``HashGrid2D.forward``).
 - :class:`AudioEncoder`: strided Conv1d stack over a frame's [16, C] feature window, then temporal
   smoothing over 8 neighbouring frames (attention weights over frames idx-4 .. idx+3).
 - :class:`SAAM`: region attention ``Att = ReLU(f W_k) W_v`` (Eq. 11), ``q = Att * A`` (Eq. 12) and a
@@ -61,7 +62,10 @@ class HashGrid2D(nn.Module):
         idx = idx + self.level_offset[None, :, None]
         fx, fy = frac[..., 0:1], frac[..., 1:2]  # [N, L, 1]
         w = torch.stack([(1 - fx) * (1 - fy), fx * (1 - fy), (1 - fx) * fy, fx * fy], dim=2)  # [N, L, 4, 1]
-        feats = self.table[idx.reshape(-1)].reshape(n, self.levels, 4, self.features)
+        # index_select, not advanced indexing: its backward is index_add_, which adds the rows of one
+        # table entry in index order on the CPU (deterministic whatever the thread count), while
+        # advanced indexing's backward (index_put_ with accumulate) is not deterministic on 2+ threads.
+        feats = self.table.index_select(0, idx.reshape(-1)).reshape(n, self.levels, 4, self.features)
         return (feats * w).sum(2).reshape(n, self.levels * self.features)
 
 

@@ -97,14 +97,16 @@ def _audio_channels(model: THGSAvatar) -> int:
 
 
 def _skin(model: THGSAvatar, mu_e: Tensor, pose: Tensor, betas: Tensor | None, transl: Tensor,
-          quats: Tensor) -> tuple[Tensor, Tensor]:
-    """Skinning of canonical points ``mu_e`` [B, N, 3] for poses [B, J, 3] (transl [B, 3]) ->
+          quats: Tensor, expression: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    """Skinning of canonical points ``mu_e`` [B, N, 3] for poses [B, J, 3] (transl [B, 3], expression
+    [B, E] or None: it moves the joints of a body whose joints follow the expression) ->
     (posed means [B, N, 3], rotations [B, N, 4]); the same operations as ``forward_full``."""
     if model.skin_grid is not None:
         weights = model.skin_grid.weights(mu_e)
     else:
         weights = model.body.lbs_weights[model.state["parent"]]
-    rest = model.body.rest_joints(betas[None] if betas is not None else None)
+    expr = expression if model.options.use_expression else None
+    rest = model.body.rest_joints(betas[None] if betas is not None else None, expr)
     kin = lbs.pose_to_kinematics(pose, rest.expand(pose.shape[0], -1, -1) if rest.shape[0] == 1 else rest,
                                  model.body.parents)
     per_point = lbs.blend_transforms(weights, kin.skinning_transforms)  # [B, N, 4, 4]
@@ -137,7 +139,8 @@ def animate_batch(model: THGSAvatar, frames: list[FrameInputs]) -> list[Gaussian
     pose = torch.stack([f.pose for f in frames])
     transl = torch.stack([f.transl for f in frames])
     betas = frames[0].betas
-    means, q = _skin(model, torch.stack(mu_e), pose, betas, transl, torch.stack(quats))
+    expr = torch.stack([f.expression for f in frames]) if frames[0].expression is not None else None
+    means, q = _skin(model, torch.stack(mu_e), pose, betas, transl, torch.stack(quats), expr)
     opac = G.activate_opacities(st["opacity_logits"])
     if model.sh_degree == 0:
         colors, sh = G.sh_to_rgb_dc(st["sh"]), None
@@ -203,7 +206,8 @@ def render_speed(model: THGSAvatar, opts: SpeedOptions, device: str) -> dict[str
 
             parts["saam"] = t(saam)
         mu_e = (mu + model.vertex_offsets(f0.pose, f0.betas, f0.expression)[parent])[None]
-        parts["skinning"] = t(lambda: _skin(model, mu_e, f0.pose[None], f0.betas, f0.transl[None], st["quats"][None]))
+        parts["skinning"] = t(lambda: _skin(model, mu_e, f0.pose[None], f0.betas, f0.transl[None], st["quats"][None],
+                                            f0.expression[None] if f0.expression is not None else None))
         parts["animation"] = t(lambda: model(f0))
         gs = model(f0)
         parts["rasterization"] = t(lambda: render(gs, cam, bg, mode=opts.mode, backend=opts.backend))

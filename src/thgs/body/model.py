@@ -7,7 +7,8 @@ buffer             shape                  meaning
 =================  =====================  ============================================================
 v_template         [V, 3] float           rest (T-pose) vertices, metres
 faces              [F, 3] long            triangles
-joint_regressor    [J, V] float           rest joints = joint_regressor @ (v_template + shape offsets)
+joint_regressor    [J, V] float           rest joints = joint_regressor @ (v_template + shape offsets
+                                          [+ expression offsets, see below])
 parents            [J] long               kinematic tree, parents[0] = -1, parents[j] < j
 lbs_weights        [V, J] float           skinning weights, rows sum to 1
 shapedirs          [V, 3, S] float        shape blend shapes (S may be 0)
@@ -18,6 +19,14 @@ head_mask          [V] bool               head region (FLAME region for SMPL-X);
 
 plus ``joint_names`` (list of J names), ``expression_names`` (E names, may be generic), and a
 :class:`MouthDefinition` that the teeth and SAAM need. Vertex normals are computed from the template.
+
+Whether expressions move the joints is part of each model's definition (``joints_follow_expression``):
+SMPL-X regresses its joints from the template plus shape *and* expression offsets (its expression
+components are extra columns of ``shapedirs``), so an SMPL-X body sets it and its rest joints depend on
+the expression; anny's facial actions are blend shapes that move no bone, and the toy's expressions are
+surface displacements about fixed joints, so both leave it unset and their joints follow the shape only.
+The joint-space expression basis ``joint_regressor @ exprdirs`` ([J, 3, E]) is computed once (a buffer
+that is not saved in state dicts).
 
 The pose of every model is local axis-angle per joint, [B, J, 3], plus a root translation [B, 3].
 """
@@ -99,6 +108,7 @@ class BodyModel(nn.Module):
         expression_names: list[str] | None = None,
         up_axis: str = "y",
         meta: dict | None = None,
+        joints_follow_expression: bool = False,
     ) -> None:
         super().__init__()
         V = v_template.shape[0]
@@ -135,6 +145,7 @@ class BodyModel(nn.Module):
             raise ValueError(f"body model {name!r}: {len(self.expression_names)} expression names for {E} components")
         self.up_axis = up_axis
         self.meta = dict(meta or {})
+        self.joints_follow_expression = bool(joints_follow_expression)
         self.register_buffer("v_template", v_template.to(dt))
         self.register_buffer("faces", faces.long())
         self.register_buffer("joint_regressor", joint_regressor.to(dt))
@@ -145,6 +156,9 @@ class BodyModel(nn.Module):
         self.register_buffer("posedirs", posedirs.to(dt))
         self.register_buffer("head_mask", head_mask.bool())
         self.register_buffer("vertex_normals", vertex_normals(self.v_template, self.faces))
+        joint_exprdirs = (torch.einsum("jv,vck->jck", self.joint_regressor, self.exprdirs)
+                          if self.joints_follow_expression else torch.zeros(J, 3, 0, dtype=dt))
+        self.register_buffer("joint_exprdirs", joint_exprdirs, persistent=False)
         self.mouth = mouth
 
     # -- sizes ---------------------------------------------------------------------------------
@@ -183,9 +197,15 @@ class BodyModel(nn.Module):
             v = v + lbs.blend_shapes(betas[:, : self.num_betas], self.shapedirs[..., : betas.shape[1]])
         return v
 
-    def rest_joints(self, betas: Tensor | None = None) -> Tensor:
-        """[B, J, 3] rest joint locations for the given shape."""
-        return torch.einsum("jv,bvc->bjc", self.joint_regressor, self.shaped_template(betas))
+    def rest_joints(self, betas: Tensor | None = None, expression: Tensor | None = None) -> Tensor:
+        """[B, J, 3] rest joint locations for the given shape ``betas`` [B, S'] and, for a model whose
+        joints follow the expression (SMPL-X), expression [B, E'] (ignored otherwise); B = 1 when both
+        are None, and a batch of 1 broadcasts against the other."""
+        joints = torch.einsum("jv,bvc->bjc", self.joint_regressor, self.shaped_template(betas))
+        if expression is not None and self.joints_follow_expression and self.num_expressions:
+            E = min(expression.shape[1], self.num_expressions)
+            joints = joints + torch.einsum("bk,jck->bjc", expression[:, :E].to(joints), self.joint_exprdirs[..., :E])
+        return joints
 
     def zero_pose(self, batch: int = 1) -> Tensor:
         return torch.zeros(batch, self.num_joints, 3, device=self.v_template.device)
@@ -204,7 +224,7 @@ class BodyModel(nn.Module):
             raise ValueError(f"pose must be [B, {self.num_joints}, 3], got {tuple(pose.shape)}")
         B = pose.shape[0]
         v = self.shaped_template(betas).expand(B, -1, -1)
-        joints = self.rest_joints(betas).expand(B, -1, -1)
+        joints = self.rest_joints(betas, expression).expand(B, -1, -1)
         if expression is not None and self.num_expressions:
             E = min(expression.shape[1], self.num_expressions)
             v = v + lbs.blend_shapes(expression[:, :E], self.exprdirs[..., :E])

@@ -11,8 +11,9 @@ In a folder (and its ``smplx/`` sub-folder) the names tried are ``SMPLX_<GENDER>
 tried after the neutral ones.
 
 Both ``.npz`` and ``.pkl`` files are read. A ``.pkl`` is read without chumpy and without running
-arbitrary code: a restricted unpickler accepts only numpy arrays, scipy.sparse matrices, plain Python
-containers and chumpy's classes, which it replaces by a shim that keeps the wrapped array.
+arbitrary code, by thgs's one restricted unpickler (:mod:`thgs.io.safe_pickle`): it accepts only numpy
+arrays, scipy.sparse matrices, plain Python containers and chumpy's classes, which it replaces by an
+inert stand-in that keeps the wrapped array.
 
 Layout (SMPL-X v1.1): ``v_template`` (V, 3), ``f`` (F, 3), ``J_regressor`` (55, V), ``kintree_table``
 (2, 55), ``weights`` (V, 55), ``shapedirs`` (V, 3, K) holding shape then expression components (when
@@ -34,7 +35,6 @@ above them (upper lip).
 
 from __future__ import annotations
 
-import importlib
 import os
 import pickle
 import zipfile
@@ -61,6 +61,7 @@ from thgs.body.joints import (
     SMPLX_PARENTS,
 )
 from thgs.body.model import BodyModel, MouthDefinition
+from thgs.io import safe_pickle
 
 ENV_VAR = "THGS_SMPLX_MODEL"
 DEFAULT_DIR = Path("~/.cache/thgs/smplx")
@@ -113,97 +114,12 @@ def find_model(model_path: str | os.PathLike | None = None, gender: str = "neutr
 # Reading .npz / .pkl
 
 
-class _ChumpyShim:
-    """Stands in for any chumpy class while unpickling; keeps the wrapped array."""
-
-    _args: tuple = ()
-    _state: Any = None
-
-    def __new__(cls, *args: Any, **kwargs: Any) -> _ChumpyShim:
-        obj = super().__new__(cls)
-        obj._args = args
-        obj._state = None
-        return obj
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        pass
-
-    def __setstate__(self, state: Any) -> None:
-        self._state = state
-
-    def array(self) -> np.ndarray | None:
-        state = self._state
-        if isinstance(state, tuple) and state and isinstance(state[0], dict):
-            state = state[0]
-        if isinstance(state, dict) and "x" in state:
-            return _plain(state["x"])
-        if self._args:
-            return _plain(self._args[0])
-        return None
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, _ChumpyShim):
-        return value.array()
-    return value
-
-
-def _resolve_numpy(module: str, name: str) -> Any:
-    # numpy 2 moved numpy.core to numpy._core; pickles name either
-    tail = module.split(".", 1)[1] if "." in module else ""
-    for mod in ([module.replace("numpy.core", "numpy._core"), module] if tail.startswith("core") else [module]):
-        try:
-            return getattr(importlib.import_module(mod), name)
-        except (ImportError, AttributeError):
-            continue
-    raise pickle.UnpicklingError(f"cannot resolve {module}.{name}")
-
-
-_NUMPY_ALLOWED = {
-    ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "_reconstruct"),
-    ("numpy._core.multiarray", "_reconstruct"), ("numpy.core.multiarray", "scalar"),
-    ("numpy._core.multiarray", "scalar"), ("numpy.core.numeric", "_frombuffer"), ("numpy._core.numeric", "_frombuffer"),
-}
-_SPARSE_CLASSES = {"csc_matrix", "csr_matrix", "coo_matrix", "csc_array", "csr_array", "coo_array"}
-_BUILTINS = {"object", "set", "frozenset", "slice", "complex", "list", "dict", "tuple"}
-
-
-class _Refused(pickle.UnpicklingError):
-    pass
-
-
-class _RestrictedUnpickler(pickle.Unpickler):
-    def __init__(self, file: Any, source: str) -> None:
-        super().__init__(file, encoding="latin1")
-        self._source = source
-
-    def find_class(self, module: str, name: str) -> Any:
-        if module.split(".")[0] == "chumpy":
-            return _ChumpyShim
-        if (module, name) in _NUMPY_ALLOWED:
-            return _resolve_numpy(module, name)
-        if module in ("copy_reg", "copyreg") and name == "_reconstructor":
-            import copyreg
-
-            return copyreg._reconstructor
-        if module in ("__builtin__", "builtins") and name in _BUILTINS:
-            import builtins
-
-            return getattr(builtins, name)
-        if module.startswith("scipy.sparse") and name in _SPARSE_CLASSES:
-            import scipy.sparse
-
-            return getattr(scipy.sparse, name)
-        if module == "_codecs" and name == "encode":  # how protocol-2 pickles store bytes
-            import codecs
-
-            return codecs.encode
-        raise _Refused(f"{self._source}: refusing to load {module}.{name} "
-                                     "(only numpy, scipy.sparse and chumpy arrays are accepted)")
-
-
 def read_arrays(path: str | os.PathLike) -> dict[str, Any]:
-    """Raw fields of an SMPL-X ``.npz`` or ``.pkl`` (no validation; chumpy wrappers unwrapped)."""
+    """Raw fields of an SMPL-X ``.npz`` or ``.pkl`` (no validation; chumpy wrappers unwrapped).
+
+    A ``.pkl`` is read with thgs's one restricted unpickler (:mod:`thgs.io.safe_pickle`): numpy arrays,
+    plain containers, scipy.sparse matrices (as :class:`~thgs.io.safe_pickle.SparseMatrix`) and chumpy
+    objects (as the arrays they wrap); anything else is refused and nothing in the file is executed."""
     path = Path(path)
     try:
         if path.suffix == ".npz":
@@ -216,12 +132,11 @@ def read_arrays(path: str | os.PathLike) -> dict[str, Any]:
                         continue
                 return out
         if path.suffix == ".pkl":
-            with open(path, "rb") as fh:
-                data = _RestrictedUnpickler(fh, path.name).load()
+            data = safe_pickle.load(path, where=path.name)
             if not isinstance(data, dict):
                 raise ValueError(f"{path.name}: expected a dict of arrays, found {type(data).__name__}")
-            return {k: _plain(v) for k, v in data.items()}
-    except _Refused as exc:
+            return {k: safe_pickle.plain(v) for k, v in data.items()}
+    except safe_pickle.UnsafePickleError as exc:
         raise ValueError(str(exc)) from None
     except (OSError, zipfile.BadZipFile, pickle.UnpicklingError, EOFError, ValueError, TypeError,
             AttributeError) as exc:
@@ -262,8 +177,11 @@ def _field(raw: Mapping[str, Any], name: str, source: str) -> np.ndarray:
     if value is None:
         raise ValueError(f"{source}: field '{name}' holds a chumpy expression without stored values; "
                          "convert the model to .npz")
-    if hasattr(value, "toarray"):  # scipy.sparse
-        value = value.toarray()
+    if hasattr(value, "toarray"):  # a sparse matrix
+        try:
+            value = value.toarray()
+        except ValueError as exc:
+            raise ValueError(f"{source}: field '{name}': {exc}") from None
     try:
         arr = np.asarray(value)
     except Exception as exc:
@@ -475,6 +393,7 @@ def to_body_model(data: SmplxData, num_betas: int | None = None, num_expression:
         parents=t(data.parents), joint_names=names, lbs_weights=t(data.weights),
         shapedirs=t(data.shapedirs[..., :nb]), exprdirs=t(data.exprdirs[..., :ne]), posedirs=t(data.posedirs),
         head_mask=t(head_mask), mouth=mouth, expression_names=None, up_axis="y", meta=meta,
+        joints_follow_expression=True,
     )
 
 

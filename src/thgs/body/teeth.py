@@ -138,6 +138,7 @@ def with_teeth(body: BodyModel, teeth_per_row: int = 8, follow_shape: bool = Tru
         expression_names=list(body.expression_names),
         up_axis=body.up_axis,
         meta=meta,
+        joints_follow_expression=body.joints_follow_expression,
     )
 
 

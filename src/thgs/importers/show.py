@@ -19,7 +19,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from thgs.importers.common import ImportProblem, pinhole, smplx_params
-from thgs.importers.safe_pickle import UnsafePickleError, safe_load
+from thgs.io.safe_pickle import UnsafePickleError, safe_load
 
 REQUIRED = ("width", "height", "focal_length", "camera_transl", "global_orient", "body_pose_axis", "jaw_pose",
             "leye_pose", "reye_pose", "left_hand_pose", "right_hand_pose", "transl", "betas", "expression")

