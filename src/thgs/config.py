@@ -58,6 +58,7 @@ def add_dataclass_arguments(parser: argparse.ArgumentParser, cls: type, prefix: 
         help_text = f.metadata.get("help", "")
         default = f.default if f.default is not dataclasses.MISSING else (
             f.default_factory() if f.default_factory is not dataclasses.MISSING else None)
+        default = f.metadata.get("shown_default", default)  # what the command uses when it differs
         kwargs: dict[str, Any] = {"dest": _dest(f.name, prefix), "default": None}
         origin = typing.get_origin(ftype)
         args = typing.get_args(ftype)

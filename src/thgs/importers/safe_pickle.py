@@ -18,9 +18,10 @@ from pathlib import Path
 from typing import Any, BinaryIO, Callable, Literal
 
 import numpy as np
+from thgs.errors import ThgsError
 
 
-class UnsafePickleError(pickle.UnpicklingError):
+class UnsafePickleError(ThgsError, pickle.UnpicklingError):
     """The pickle names a global that is not on the allow list, or uses a refused dtype."""
 
 
