@@ -51,7 +51,9 @@ V1_NUMPY_GLOBALS = ("numpy.ndarray", "numpy.dtype", "numpy.dtypes.UInt32DType", 
                     "numpy.core.multiarray._reconstruct")
 """The only globals a version-1 checkpoint may name (numpy's RNG state array)."""
 
-_GLOBAL_RE = re.compile(r"GLOBAL (\S+) was not an allowed global")
+_GLOBAL_RES = (re.compile(r"GLOBAL (\S+) was not an allowed global"), re.compile(r"unsupported GLOBAL (\S+)"),
+               re.compile(r"but got <class '([^']+)'>"), re.compile(r"GLOBAL (\S+)"), re.compile(r"global (\S+)"))
+_REFUSED = "Weights only load failed"
 
 
 def numpy_rng_state() -> dict[str, Any]:
@@ -85,8 +87,16 @@ def _load(path: Path, map_location: Any, allow_v1: bool) -> Any:
 
 
 def _refused_global(exc: BaseException) -> str | None:
-    m = _GLOBAL_RE.search(str(exc))
-    return m.group(1) if m else None
+    """The object a weights-only load refused (``module.name``), "" when refused without a name, None when
+    the error is not a refusal."""
+    text = str(exc)
+    for regex in _GLOBAL_RES:
+        m = regex.search(text)
+        if m:
+            return m.group(1).rstrip(".,;")
+    if "Unsupported operand" in text:  # not a pickle stream at all (a foreign or random file)
+        return None
+    return "" if _REFUSED in text else None
 
 
 def load_checkpoint_file(path: str | Path, map_location: Any = "cpu") -> Any:
@@ -109,9 +119,9 @@ def load_checkpoint_file(path: str | Path, map_location: Any = "cpu") -> Any:
                 continue
             if name is not None:
                 raise CheckpointError(
-                    f"{path}: refused: the file names the Python object {name}, which loading would call; thgs "
-                    "checkpoints hold only tensors and plain data (it was not loaded)") from None
-            raise CheckpointError(f"{path}: not a thgs checkpoint (not a torch file: {_first_line(exc)})") from None
+                    f"{path}: refused: the file names the Python object {name or '(unnamed)'}, which loading "
+                    "would call; thgs checkpoints hold only tensors and plain data (it was not loaded)") from None
+            raise CheckpointError(f"{path}: not a thgs checkpoint (not a torch file)") from None
         except RuntimeError as exc:
             text = str(exc)
             if "PytorchStreamReader" in text or "zip archive" in text or "central directory" in text:
