@@ -474,3 +474,41 @@ def test_gsplat_import_failure_is_reported(tmp_path, monkeypatch, capsys):
     assert name == "reference" and "libcudart.so.12" in note
     assert main(["info"]) == 0
     assert "libcudart.so.12" in capsys.readouterr().out
+
+
+# ------------------------------------------------------------------------------------ diverged training
+
+
+def test_a_diverging_loss_stops_training_without_saving(tmp_path):
+    """A NaN loss (settings finite but far too large) ends the run at that step; nothing of it is saved."""
+    import dataclasses
+    from types import SimpleNamespace
+
+    from thgs.train.config import preset
+    from thgs.train.trainer import Trainer, TrainingDiverged
+
+    t = Trainer.__new__(Trainer)
+    t.cfg = dataclasses.replace(preset("smoke"), progress=False)
+    t.step, t.last, t.run_dir = 0, {}, tmp_path / "run"
+    t.device, t.backend, t.backend_note = torch.device("cpu"), "reference", None
+    t.subject = SimpleNamespace(name="toy", root=None, num_frames=1)
+
+    def step():
+        t.step += 1
+        return {"loss": float("nan") if t.step == 2 else 0.5, "psnr": 20.0, "num_gaussians": 1.0}
+
+    saved = []
+    t.train_step = step
+    t.save = saved.append
+    with pytest.raises(TrainingDiverged, match="step 2"):
+        t.train()
+    assert saved == [] and not (t.run_dir / "avatar.pt").exists()
+
+
+def test_unknown_devices_are_refused():
+    from thgs.utils.device import default_device
+
+    assert default_device("cpu") == "cpu"
+    for bad in ("gpu", "cuda:x", "cpu0"):
+        with pytest.raises(RuntimeError, match="unknown device"):
+            default_device(bad)

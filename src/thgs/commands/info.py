@@ -24,7 +24,12 @@ def collect() -> dict:
     from thgs.render.base import available_backends
     from thgs.utils.device import default_device, gsplat_status
 
-    device = default_device()
+    try:
+        device = default_device()
+    except RuntimeError as exc:  # THGS_DEVICE names a device that does not exist
+        from thgs.cli import UserError
+
+        raise UserError(f"THGS_DEVICE: {exc}") from None
     info = {
         "thgs": __version__,
         "python": platform.python_version(),
