@@ -46,7 +46,11 @@ def snapshot(root: Path) -> dict[str, tuple[int, int]]:
 
 
 def cli(capsys, argv: list[str]) -> tuple[int, str, str]:
-    rc = main([str(a) for a in argv])
+    """Run ``thgs ARGV`` in this process: (exit status, stdout, stderr); a flag argparse refuses exits 2."""
+    try:
+        rc = main([str(a) for a in argv])
+    except SystemExit as exc:
+        rc = int(exc.code or 0)
     cap = capsys.readouterr()
     return rc, cap.out, cap.err
 

@@ -74,8 +74,8 @@ def run(args: argparse.Namespace) -> int:
 
     if not args.seconds > 0.5:
         raise UserError(f"--seconds must be more than 0.5, got {args.seconds}")
-    for flag, value, low in (("--size", args.size, 16), ("--steps", args.steps, 0), ("--orbit-frames", args.orbit_frames, 1),
-                             ("--view-stride", args.view_stride, 1)):
+    for flag, value, low in (("--size", args.size, 16), ("--steps", args.steps, 0),
+                             ("--orbit-frames", args.orbit_frames, 1), ("--view-stride", args.view_stride, 1)):
         if value < low:
             raise UserError(f"{flag} must be >= {low}, got {value}")
     try:

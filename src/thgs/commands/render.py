@@ -26,7 +26,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--expression", default=None,
                         help="fixed expression: name=value pairs (e.g. jaw_open=0.8,smile=0.3) or a .npy of [E] or [T, E]")
     parser.add_argument("--orbit", action="store_true", help="camera goes once round the avatar over the video")
-    parser.add_argument("--yaw", type=finite_float, default=0.0, help="turn the camera about the avatar by this many degrees")
+    parser.add_argument("--yaw", type=finite_float, default=0.0,
+                        help="turn the camera about the avatar by this many degrees")
     parser.add_argument("--frames", type=int, default=0, help="render at most this many frames (0: all)")
     parser.add_argument("--png-dir", type=Path, default=None, help="also write every frame as PNG into this folder")
     parser.add_argument("--mode", choices=("2dgs", "3dgs"), default=None, help="rasterization (default: as trained)")

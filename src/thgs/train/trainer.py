@@ -38,7 +38,8 @@ from thgs.avatar.refine import exponential_lr
 from thgs.config import from_dict, to_dict
 from thgs.render.base import render
 from thgs.errors import ThgsError
-from thgs.train.checkpoint import FORMAT, VERSION, CheckpointError, numpy_rng_state, read_checkpoint, set_numpy_rng_state
+from thgs.train.checkpoint import (FORMAT, VERSION, CheckpointError, numpy_rng_state, read_checkpoint,
+                                   set_numpy_rng_state)
 from thgs.train.config import TrainConfig, validate_config
 from thgs.train.data import FrameSampler, TrainingData, audio_neighbourhoods, frame_inputs
 from thgs.utils.io import save_torch, write_json
