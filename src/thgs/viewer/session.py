@@ -85,8 +85,8 @@ def _load_checkpoint(path: Path, subject: Any, device: str):
 
     try:
         return load_avatar(path, subject, device=device)
-    except ThgsError:
-        raise
+    except ThgsError as exc:  # a CheckpointError names the file and the problem already
+        raise UserError(str(exc)) from None
     except (ValueError, KeyError, TypeError, RuntimeError, EOFError, pickle.UnpicklingError, AttributeError) as exc:
         raise UserError(f"{path}: cannot load the avatar checkpoint ({type(exc).__name__}: {exc})") from None
 
