@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import typing
 from pathlib import Path
 from typing import Any, TypeVar
@@ -28,6 +29,17 @@ def option(default: Any = _MISSING, help: str = "", *, default_factory: Any = _M
     if default is _MISSING:
         return dataclasses.field(metadata=metadata)
     return dataclasses.field(default=default, metadata=metadata)
+
+
+def finite_float(text: str) -> float:
+    """An argparse ``type``: a float that is neither NaN nor infinite (else a one-line usage error)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+    return value
 
 
 def _flag(name: str, prefix: str) -> str:
@@ -58,6 +70,7 @@ def add_dataclass_arguments(parser: argparse.ArgumentParser, cls: type, prefix: 
         help_text = f.metadata.get("help", "")
         default = f.default if f.default is not dataclasses.MISSING else (
             f.default_factory() if f.default_factory is not dataclasses.MISSING else None)
+        default = f.metadata.get("shown_default", default)  # what the command uses when it differs
         kwargs: dict[str, Any] = {"dest": _dest(f.name, prefix), "default": None}
         origin = typing.get_origin(ftype)
         args = typing.get_args(ftype)

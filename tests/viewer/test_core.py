@@ -130,7 +130,7 @@ def test_missing_or_broken_run_is_a_user_error(toy_run, tmp_path):
     shutil.copytree(toy_run, broken)
     for name in ("avatar.pt", "checkpoint.pt"):
         (broken / name).write_bytes(b"not a checkpoint")
-    with pytest.raises(UserError, match="cannot load the avatar checkpoint"):
+    with pytest.raises(UserError, match="avatar.pt: not a thgs checkpoint"):
         open_session(broken)
 
 

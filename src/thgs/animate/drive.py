@@ -7,6 +7,7 @@ audio clip to put in the video, and (for the test split) the subject frames it r
 from __future__ import annotations
 
 import math
+import zipfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ import torch
 from torch import Tensor
 
 from thgs.avatar.model import FrameInputs
+from thgs.errors import ThgsError
 from thgs.render.base import Camera
 
 SMPLX_PARTS = (("global_orient", 1), ("body_pose", 21), ("jaw_pose", 1), ("leye_pose", 1), ("reye_pose", 1),
@@ -23,7 +25,7 @@ SMPLX_PARTS = (("global_orient", 1), ("body_pose", 21), ("jaw_pose", 1), ("leye_
 """SMPL-X .npz keys in joint order (55 joints)."""
 
 
-class DriveError(ValueError):
+class DriveError(ThgsError, ValueError):
     """A driving input (motion, audio, expression) is unusable; the message names the file and field."""
 
 
@@ -62,6 +64,32 @@ def _t(x: Any) -> Tensor:
     return torch.as_tensor(np.asarray(x), dtype=torch.float32)
 
 
+def _numeric(path: Path | str, key: str, value: Any) -> Tensor:
+    """``value`` as float32, or DriveError naming the file and field when it is not numeric or not finite."""
+    arr = np.asarray(value)
+    if arr.dtype.kind not in "biuf":
+        raise DriveError(f"{path}: field {key!r} holds {arr.dtype} values, expected numbers")
+    t = torch.as_tensor(arr, dtype=torch.float32)
+    bad = ~torch.isfinite(t)
+    if bool(bad.any()):
+        first = tuple(int(i) for i in bad.nonzero()[0])
+        raise DriveError(f"{path}: field {key!r} holds {int(bad.sum())} non-finite value(s) (NaN or inf), the first "
+                         f"at index {first}")
+    return t
+
+
+MAX_ABS_VALUE = 1e4
+"""Largest magnitude accepted in a motion or expression (radians, metres, coefficients): anything larger
+is a broken file, not a pose."""
+
+
+def _bounded(path: Path | str, key: str, t: Tensor) -> Tensor:
+    if t.numel() and float(t.abs().max()) > MAX_ABS_VALUE:
+        raise DriveError(f"{path}: field {key!r} holds a value of magnitude {float(t.abs().max()):g} "
+                         f"(more than {MAX_ABS_VALUE:g})")
+    return t
+
+
 def subject_drive(subject: Any, frames: list[int], camera: Camera, audio: Tensor | None) -> Drive:
     """Reproduce ``frames`` of the subject (e.g. its test split) from its own camera.
 
@@ -85,9 +113,14 @@ def load_motion(path: str | Path, num_joints: int, num_expressions: int) -> dict
     transl, betas, expression). Returns pose [T, J, 3], transl [T, 3], and betas/expression when present."""
     path = Path(path)
     try:
-        data = dict(np.load(path, allow_pickle=False))
-    except (OSError, ValueError) as exc:
-        raise DriveError(f"{path}: cannot read motion ({exc})") from None
+        with np.load(path, allow_pickle=False) as npz:
+            data = {k: npz[k] for k in npz.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        raise DriveError(f"{path}: not a readable .npz motion file ({type(exc).__name__})") from None
+    except (TypeError, AttributeError):  # a .npy: one array, not a dict of fields
+        raise DriveError(f"{path}: a single array, not a .npz motion file with field 'pose' (or SMPL-X fields)") \
+            from None
+    data = {k: _bounded(path, k, _numeric(path, k, v)) for k, v in data.items() if k in _MOTION_KEYS}
     out: dict[str, Tensor] = {}
     if "pose" in data:
         pose = _t(data["pose"])
@@ -127,15 +160,21 @@ def load_motion(path: str | Path, num_joints: int, num_expressions: int) -> dict
     return out
 
 
+_MOTION_KEYS = {"pose", "transl", "betas", "expression", *(k for k, _ in SMPLX_PARTS)}
+
+
 def parse_expression(spec: str, names: list[str], num_frames: int) -> Tensor:
     """``name=value[,name=value...]`` (names from the body's expression names, or ``expr<k>``) or a .npy of
     [E] or [T, E] -> [T, E]."""
     E = len(names)
     if spec.endswith(".npy"):
         try:
-            arr = _t(np.load(spec))
-        except (OSError, ValueError) as exc:
-            raise DriveError(f"{spec}: cannot read expression ({exc})") from None
+            raw = np.load(spec, allow_pickle=False)
+        except (OSError, ValueError, EOFError) as exc:
+            raise DriveError(f"{spec}: not a readable .npy expression file ({type(exc).__name__})") from None
+        if not isinstance(raw, np.ndarray):
+            raise DriveError(f"{spec}: not a .npy array of expression coefficients")
+        arr = _bounded(spec, "expression", _numeric(spec, "expression", raw))
         if arr.dim() == 1:
             arr = arr[None].expand(num_frames, -1)
         if arr.dim() != 2 or arr.shape[0] != num_frames:
@@ -156,9 +195,13 @@ def parse_expression(spec: str, names: list[str], num_frames: int) -> Tensor:
         else:
             raise DriveError(f"--expression: unknown expression {name!r}; known: {', '.join(names)}")
         try:
-            vec[k] = float(value)
+            v = float(value)
         except ValueError:
             raise DriveError(f"--expression: {item!r}: {value!r} is not a number") from None
+        if not math.isfinite(v) or abs(v) > MAX_ABS_VALUE:
+            raise DriveError(f"--expression: {item!r}: the value must be a finite number of magnitude at most "
+                             f"{MAX_ABS_VALUE:g}")
+        vec[k] = v
     return vec[None].expand(num_frames, -1).clone()
 
 

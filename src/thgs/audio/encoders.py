@@ -12,9 +12,10 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import numpy as np
+from thgs.errors import ThgsError
 
 
-class AudioFeatureError(ValueError):
+class AudioFeatureError(ThgsError, ValueError):
     """Bad audio-feature request (unknown encoder or option, audio too short, missing model...)."""
 
 

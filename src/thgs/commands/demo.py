@@ -19,9 +19,11 @@ DESCRIPTION = ("Synthesise the default subject (anny body, 20 s at 25 fps, 256 p
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from thgs.config import finite_float
+
     parser.add_argument("--out", type=Path, default=Path("out/demo"), help="output folder")
     parser.add_argument("--body", choices=("anny", "toy"), default="anny", help="body model of the synthetic subject")
-    parser.add_argument("--seconds", type=float, default=20.0, help="length of the synthetic video")
+    parser.add_argument("--seconds", type=finite_float, default=20.0, help="length of the synthetic video")
     parser.add_argument("--size", type=int, default=256, help="image height of the synthetic video in pixels")
     parser.add_argument("--preset", default=None, help="training preset (default: cpu on a CPU, fast on a GPU)")
     parser.add_argument("--steps", type=int, default=0, help="override the preset's number of steps (0: keep)")
@@ -70,6 +72,16 @@ def run(args: argparse.Namespace) -> int:
     from thgs.utils.device import default_device
     from thgs.utils.io import write_json
 
+    if not args.seconds > 0.5:
+        raise UserError(f"--seconds must be more than 0.5, got {args.seconds}")
+    for flag, value, low in (("--size", args.size, 16), ("--steps", args.steps, 0),
+                             ("--orbit-frames", args.orbit_frames, 1), ("--view-stride", args.view_stride, 1)):
+        if value < low:
+            raise UserError(f"{flag} must be >= {low}, got {value}")
+    try:
+        device = default_device(None if args.device == "auto" else args.device)
+    except RuntimeError as exc:
+        raise UserError(f"--device {args.device}: {exc}") from None
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
@@ -77,7 +89,6 @@ def run(args: argparse.Namespace) -> int:
     subject = _subject(out, args)
     timings["subject_s"] = time.perf_counter() - t0
 
-    device = default_device(None if args.device == "auto" else args.device)
     name = args.preset or ("fast" if device.startswith("cuda") else "cpu")
     try:
         cfg = preset(name)

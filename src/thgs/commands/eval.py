@@ -112,9 +112,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--max-frames must be >= 0, got {args.max_frames}")
     nets, note = parse_lpips(args.lpips)
     path = find_avatar(args.run)
-    root = args.data or training_subject_root(args.run)
-    if root is None:
-        raise UserError(f"{args.run}: no training subject recorded in config.json; pass --data SUBJECT")
+    root = training_subject_root(args.run, args.data)
     try:
         subject = open_subject(root)
     except SubjectError as exc:

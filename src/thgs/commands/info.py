@@ -20,10 +20,16 @@ def collect() -> dict:
 
     from thgs import __version__
     from thgs.body.registry import body_model_status
+    from thgs.render import gsplat_backend
     from thgs.render.base import available_backends
     from thgs.utils.device import default_device, gsplat_status
 
-    device = default_device()
+    try:
+        device = default_device()
+    except RuntimeError as exc:  # THGS_DEVICE names a device that does not exist
+        from thgs.cli import UserError
+
+        raise UserError(f"THGS_DEVICE: {exc}") from None
     info = {
         "thgs": __version__,
         "python": platform.python_version(),
@@ -35,6 +41,7 @@ def collect() -> dict:
         "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
         "gsplat": gsplat_status(),
         "render_backends": available_backends(device),
+        "gsplat_unusable": gsplat_backend.unavailable_reason(),
         "body_models": body_model_status(),
     }
     return info
@@ -51,6 +58,9 @@ def run(args: argparse.Namespace) -> int:
     g = info["gsplat"]
     print(f"gsplat:   {'importable ' + str(g['version']) if g['importable'] else 'not available'}; {g['detail']}")
     print(f"renderers: {', '.join(info['render_backends'])}")
+    if info["cuda_available"] and info["gsplat_unusable"]:
+        print(f"          gsplat cannot rasterize: {info['gsplat_unusable']} (backend auto uses the reference "
+              "rasterizer)")
     print("body models:")
     for name, st in info["body_models"].items():
         mark = "yes" if st.get("available") else "no "

@@ -16,13 +16,15 @@ DESCRIPTION = (
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from thgs.config import finite_float
+
     parser.add_argument("video", help="input video file (anything PyAV/FFmpeg decodes, with an audio track)")
     parser.add_argument("out", help="output subject folder (must not exist unless --overwrite)")
-    parser.add_argument("--start", type=float, default=0.0, help="seconds to skip at the beginning")
-    parser.add_argument("--max-seconds", type=float, default=None, help="keep at most this many seconds")
+    parser.add_argument("--start", type=finite_float, default=0.0, help="seconds to skip at the beginning")
+    parser.add_argument("--max-seconds", type=finite_float, default=None, help="keep at most this many seconds")
     parser.add_argument("--size", type=int, default=None, metavar="HEIGHT",
                         help="output height in pixels (aspect kept, width rounded to even); default: native")
-    parser.add_argument("--fps", type=float, default=None,
+    parser.add_argument("--fps", type=finite_float, default=None,
                         help="output frame rate, by frame selection; default: the video's average rate")
     parser.add_argument("--pad-audio", action="store_true",
                         help="pad an audio track that ends before the video with silence (gaps up to 0.2 s are "

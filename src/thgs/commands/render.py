@@ -14,6 +14,8 @@ DESCRIPTION = ("Render the avatar in RUN (a run folder or its avatar.pt). Withou
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from thgs.config import finite_float
+
     parser.add_argument("run", type=Path, help="run folder (from `thgs train`) or an avatar/checkpoint .pt file")
     parser.add_argument("--out", type=Path, required=True, help="output video (.mp4)")
     parser.add_argument("--data", type=Path, default=None,
@@ -24,7 +26,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--expression", default=None,
                         help="fixed expression: name=value pairs (e.g. jaw_open=0.8,smile=0.3) or a .npy of [E] or [T, E]")
     parser.add_argument("--orbit", action="store_true", help="camera goes once round the avatar over the video")
-    parser.add_argument("--yaw", type=float, default=0.0, help="turn the camera about the avatar by this many degrees")
+    parser.add_argument("--yaw", type=finite_float, default=0.0,
+                        help="turn the camera about the avatar by this many degrees")
     parser.add_argument("--frames", type=int, default=0, help="render at most this many frames (0: all)")
     parser.add_argument("--png-dir", type=Path, default=None, help="also write every frame as PNG into this folder")
     parser.add_argument("--mode", choices=("2dgs", "3dgs"), default=None, help="rasterization (default: as trained)")
@@ -45,15 +48,45 @@ def find_avatar(run: Path) -> Path:
     raise UserError(f"{run}: no {FINAL} or {CHECKPOINT} (train first with `thgs train`)")
 
 
-def training_subject_root(run: Path) -> Path | None:
+def subject_candidates(run: Path) -> list[Path]:
+    """Where the run's config.json says its training subject is, in the order tried: relative to the run
+    folder (field ``subject.relative``), then the absolute path (``subject.root``; older runs recorded it
+    relative to the directory they were trained in)."""
     import json
 
-    cfg = (run if run.is_dir() else run.parent) / "config.json"
+    run_dir = run if run.is_dir() else run.parent
     try:
-        root = json.loads(cfg.read_text())["subject"]["root"]
+        rec = json.loads((run_dir / "config.json").read_text())["subject"]
     except (OSError, ValueError, KeyError, TypeError):
-        return None
-    return Path(root) if root else None
+        return []
+    if not isinstance(rec, dict):
+        return []
+    out = []
+    if isinstance(rec.get("relative"), str) and rec["relative"]:
+        out.append(run_dir / rec["relative"])
+    if isinstance(rec.get("root"), str) and rec["root"]:
+        out.append(Path(rec["root"]))
+    return out
+
+
+def training_subject_root(run: Path, data: Path | None = None) -> Path:
+    """The subject folder to use with ``run``: ``data`` (``--data``) when given, else the first recorded
+    location that exists (:func:`subject_candidates`). Raises UserError saying to pass --data otherwise."""
+    from thgs.cli import UserError
+
+    if data is not None:
+        if not Path(data).is_dir():
+            raise UserError(f"--data {data}: no such subject folder")
+        return Path(data)
+    found = subject_candidates(run)
+    for cand in found:
+        if cand.is_dir():
+            return cand
+    config = (run if run.is_dir() else run.parent) / "config.json"
+    if not found:
+        raise UserError(f"{config}: records no training subject (field 'subject'); pass --data SUBJECT")
+    raise UserError(f"{config}: training subject not found at {' or '.join(str(c) for c in found)}; "
+                    "pass --data SUBJECT")
 
 
 def build_drive(args: argparse.Namespace, model, cfg, subject):
@@ -129,6 +162,23 @@ def build_drive(args: argparse.Namespace, model, cfg, subject):
     return drive
 
 
+def check_render_args(args: argparse.Namespace) -> None:
+    """The numeric flags are finite and in range, the input files exist (before any work)."""
+    import math
+
+    from thgs.cli import UserError
+
+    if not math.isfinite(args.yaw):
+        raise UserError(f"--yaw {args.yaw}: must be a finite number of degrees")
+    if args.frames < 0:
+        raise UserError(f"--frames {args.frames}: must not be negative")
+    if args.size < 0:
+        raise UserError(f"--size {args.size}: must not be negative")
+    for name, p in (("--audio", args.audio), ("--motion", args.motion)):
+        if p is not None and not Path(p).is_file():
+            raise UserError(f"{name} {p}: no such file")
+
+
 def run(args: argparse.Namespace) -> int:
     from thgs.animate.drive import DriveError
     from thgs.animate.render import render_frames, write_mp4
@@ -141,15 +191,17 @@ def run(args: argparse.Namespace) -> int:
 
     if args.out.suffix.lower() != ".mp4":
         raise UserError(f"--out {args.out}: must end in .mp4")
+    check_render_args(args)
     path = find_avatar(args.run)
-    root = args.data or training_subject_root(args.run)
-    if root is None:
-        raise UserError(f"{args.run}: no training subject recorded; pass --data SUBJECT")
+    root = training_subject_root(args.run, args.data)
     try:
         subject = open_subject(root)
     except SubjectError as exc:
         raise UserError(str(exc)) from None
-    device = default_device(None if args.device == "auto" else args.device)
+    try:
+        device = default_device(None if args.device == "auto" else args.device)
+    except RuntimeError as exc:
+        raise UserError(f"--device {args.device}: {exc}") from None
     try:
         model, cfg, _ = load_avatar(path, subject, device=device)
     except ValueError as exc:

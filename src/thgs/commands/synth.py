@@ -18,17 +18,19 @@ DESCRIPTION = (
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from thgs.config import finite_float
+
     parser.add_argument("out", metavar="OUT", help="subject folder to create")
     parser.add_argument("--body", choices=("anny", "toy"), default="anny",
                         help="body model: anny (permissive realistic body; first use converts it, ~1-2 min) "
                              "or toy (procedural, instant)")
-    parser.add_argument("--seconds", type=float, default=20.0, help="length of the video in seconds")
-    parser.add_argument("--fps", type=float, default=25.0, help="frame rate")
+    parser.add_argument("--seconds", type=finite_float, default=20.0, help="length of the video in seconds")
+    parser.add_argument("--fps", type=finite_float, default=25.0, help="frame rate")
     parser.add_argument("--size", type=int, default=256,
                         help="image height in pixels; the width follows 16:9 landscape (or 9:16 with --portrait)")
     parser.add_argument("--portrait", action="store_true", help="9:16 portrait frames instead of 16:9 landscape")
     parser.add_argument("--seed", type=int, default=0, help="random seed: the same seed gives the same subject")
-    parser.add_argument("--views", type=float, nargs="*", default=[-30.0, -15.0, 15.0, 30.0], metavar="YAW",
+    parser.add_argument("--views", type=finite_float, nargs="*", default=[-30.0, -15.0, 15.0, 30.0], metavar="YAW",
                         help="novel-view yaws in degrees about the body's vertical axis (positive: toward the "
                              "body's left) rendered for the test frames; give none for no views")
     parser.add_argument("--supersample", type=int, default=2,

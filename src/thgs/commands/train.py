@@ -8,7 +8,11 @@ from pathlib import Path
 NAME = "train"
 HELP = "train a talking avatar on a subject folder"
 DESCRIPTION = ("Train a THGS avatar on DATA (a subject folder) into RUN. Start from a named preset "
-               "(--preset) and override single settings with the flags below; --resume continues a stopped run.")
+               "(--preset; without it: cpu on a CPU, fast on a GPU) and override single settings with the flags "
+               "below. --resume continues the stopped (or finished) run in RUN with its own settings; of the flags, "
+               "only --steps, --log-every, --checkpoint-every and --progress may change, any other that differs "
+               "from the run's setting is refused. Every setting is checked (finite, in range) before anything "
+               "is written.")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -17,18 +21,54 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     parser.add_argument("data", type=Path, help="subject folder (thgs format, e.g. written by `thgs synth`)")
     parser.add_argument("--out", type=Path, required=True, help="run folder for config, metrics and checkpoints")
-    parser.add_argument("--resume", action="store_true", help="continue from RUN/checkpoint.pt")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue from RUN/checkpoint.pt (an error when RUN holds none)")
     add_dataclass_arguments(parser, TrainConfig)
 
 
-def resolve_config(args: argparse.Namespace):
-    """The preset named on the command line with the user's flags applied."""
+SAFE_ON_RESUME = ("steps", "log_every", "checkpoint_every", "progress")
+"""Settings ``--resume`` applies to a started run; any other changed flag is refused."""
+
+
+def given_flags(args: argparse.Namespace) -> dict:
+    """The TrainConfig fields the user set on the command line, with their values."""
     import dataclasses
 
-    from thgs.config import dataclass_from_namespace
-    from thgs.train.config import preset
+    from thgs.train.config import TrainConfig
 
-    name = getattr(args, "cfg__preset", None) or "paper"
+    given = {}
+    for f in dataclasses.fields(TrainConfig):
+        v = getattr(args, f"cfg__{f.name}", None)
+        if v is not None:
+            given[f.name] = tuple(v) if isinstance(v, list) else v
+    return given
+
+
+def _device(name: str) -> str:
+    from thgs.cli import UserError
+    from thgs.utils.device import default_device
+
+    try:
+        return default_device(None if name == "auto" else name)
+    except RuntimeError as exc:
+        raise UserError(f"--device {name}: {exc}") from None
+
+
+def resolve_config(args: argparse.Namespace):
+    """The preset named on the command line (or the one fitting the device: cpu on a CPU, fast on a GPU) with
+    the user's flags applied."""
+    import dataclasses
+    import sys
+
+    from thgs.config import dataclass_from_namespace
+    from thgs.train.config import preset, preset_for_device
+
+    name = getattr(args, "cfg__preset", None)
+    if name is None:
+        device = _device(getattr(args, "cfg__device", None) or "auto")
+        name = preset_for_device(device)
+        print(f"train: preset {name} (chosen for the {'GPU' if device.startswith('cuda') else 'CPU'}; "
+              "--preset paper runs the paper's 150k-step schedule)", file=sys.stderr)
     try:
         base = preset(name)
     except KeyError as exc:
@@ -39,48 +79,65 @@ def resolve_config(args: argparse.Namespace):
     return dataclasses.replace(cfg, preset=name)
 
 
-def check_config(cfg) -> None:
-    from thgs.cli import UserError
+def resume_config(args: argparse.Namespace, ckpt: dict, ckpt_path: Path):
+    """The stopped run's config with the safe changes (:data:`SAFE_ON_RESUME`) the flags ask for applied;
+    :class:`UserError` naming every other flag that differs from the run's setting."""
+    import dataclasses
+    import sys
 
-    if cfg.steps < 1:
-        raise UserError(f"--steps must be >= 1, got {cfg.steps}")
-    if cfg.mode not in ("2dgs", "3dgs"):
-        raise UserError(f"--mode must be 2dgs or 3dgs, got {cfg.mode!r}")
-    if cfg.skinning not in ("grid", "parent"):
-        raise UserError(f"--skinning must be grid or parent, got {cfg.skinning!r}")
-    if cfg.background is not None and (len(cfg.background) != 3 or not all(0 <= c <= 1 for c in cfg.background)):
-        raise UserError(f"--background needs three values in [0, 1], got {cfg.background}")
-    if cfg.train_size < 0:
-        raise UserError(f"--train-size must be >= 0, got {cfg.train_size}")
+    from thgs.cli import UserError
+    from thgs.train.trainer import config_from_checkpoint
+
+    stored = config_from_checkpoint(ckpt, ckpt_path)
+    changed = {k: v for k, v in given_flags(args).items() if v != getattr(stored, k)}
+    refused = [k for k in changed if k not in SAFE_ON_RESUME]
+    if refused:
+        what = ", ".join(f"--{k.replace('_', '-')} (the run has {getattr(stored, k)!r})" for k in refused)
+        raise UserError(f"--resume {args.out}: cannot change {what} of a started run; only "
+                        f"{', '.join('--' + k.replace('_', '-') for k in SAFE_ON_RESUME)} may change "
+                        "(or start a new run with another --out)")
+    step = int(ckpt["step"])
+    if "steps" in changed and changed["steps"] < step:
+        raise UserError(f"--steps {changed['steps']}: the run in {args.out} is already at step {step}")
+    for k, v in changed.items():
+        print(f"train: resume applies --{k.replace('_', '-')} {v} (was {getattr(stored, k)})", file=sys.stderr)
+    return dataclasses.replace(stored, **changed)
 
 
 def run(args: argparse.Namespace) -> int:
     from thgs.cli import UserError
-    from thgs.data.format import SubjectError
     from thgs.data.subject import open_subject
+    from thgs.train.checkpoint import read_checkpoint
+    from thgs.train.config import validate_config
     from thgs.train.trainer import CHECKPOINT, FINAL, Trainer
 
-    cfg = resolve_config(args)
-    check_config(cfg)
-    try:
-        subject = open_subject(args.data)
-    except SubjectError as exc:
-        raise UserError(str(exc)) from None
+    out: Path = args.out
+    ckpt = None
+    if args.resume:
+        if not out.is_dir():
+            raise UserError(f"--resume {out}: no such run folder")
+        if not (out / CHECKPOINT).is_file():
+            raise UserError(f"--resume {out}: no {CHECKPOINT} to continue (the run stopped before its first "
+                            "checkpoint: start it again without --resume)")
+        ckpt = read_checkpoint(out / CHECKPOINT, map_location="cpu")
+        cfg = resume_config(args, ckpt, out / CHECKPOINT)
+    else:
+        if out.exists() and (out / FINAL).exists():
+            raise UserError(f"{out}: already holds a finished run ({FINAL}); choose another --out or pass --resume")
+        if out.exists() and (out / CHECKPOINT).exists():
+            raise UserError(f"{out}: holds a stopped run ({CHECKPOINT}); pass --resume to continue it")
+        cfg = resolve_config(args)
+    validate_config(cfg)
+    _device(cfg.device)
+    subject = open_subject(args.data)
     if not subject.has_params or subject.body is None:
         raise UserError(f"{args.data}: params.npz / meta.json field 'body' missing: training needs body parameters")
-    out: Path = args.out
-    if out.exists() and (out / FINAL).exists() and not args.resume:
-        raise UserError(f"{out}: already holds a finished run ({FINAL}); choose another --out or pass --resume")
-    if out.exists() and (out / CHECKPOINT).exists() and not args.resume:
-        raise UserError(f"{out}: holds a stopped run ({CHECKPOINT}); pass --resume to continue it")
-    if args.resume and (out / CHECKPOINT).exists():
-        from thgs.train.trainer import read_run_config
-
-        cfg = read_run_config(out)
     try:
-        trainer = Trainer(cfg, subject, out, resume=args.resume)
+        trainer = Trainer(cfg, subject, out, resume=args.resume, checkpoint=ckpt)
     except ValueError as exc:
         raise UserError(str(exc)) from None
+    print(f"train: preset {cfg.preset}, {cfg.steps} steps on {trainer.device}, rasterizer {trainer.backend}"
+          + (f" ({trainer.backend_note})" if trainer.backend_note else ""), flush=True)
     if trainer.step >= cfg.steps:
         print(f"{out}: already trained ({trainer.step} steps)")
         return 0

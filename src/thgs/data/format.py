@@ -25,6 +25,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from thgs.body.registry import BODY_MODELS
+from thgs.errors import ThgsError
 
 FORMAT_NAME = "thgs-subject"
 FORMAT_VERSION = 1
@@ -70,7 +71,7 @@ META_KEYS: dict[str, str] = {
 _NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
 
 
-class SubjectError(ValueError):
+class SubjectError(ThgsError, ValueError):
     """A subject (on disk, or the input given to the writer) has problems.
 
     ``problems`` lists every one, each naming the file (or argument) and field; ``path`` is the subject.

@@ -552,7 +552,10 @@ class SubjectWriter:
         self.num_frames = 0
         self.has_masks: bool | None = None
         self.out_dir.parent.mkdir(parents=True, exist_ok=True)
-        self._tmp: Path | None = Path(tempfile.mkdtemp(prefix=f".{self.out_dir.name}.partial.",
+        from thgs.utils.io import partial_prefix, sweep_stale
+
+        sweep_stale(self.out_dir.parent, self.out_dir.name)  # staging folders of killed writers
+        self._tmp: Path | None = Path(tempfile.mkdtemp(prefix=partial_prefix(self.out_dir.name),
                                                        dir=self.out_dir.parent))
         (self._tmp / IMAGES_DIR).mkdir()
         # a writer dropped without finish() or abort() still removes its staging folder

@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from thgs.errors import ThgsError
 from thgs.utils.io import atomic_path
 
 SH_C0 = 0.28209479177387814
@@ -48,7 +49,7 @@ _NUMPY_TO_PLY: dict[str, str] = {"i1": "char", "u1": "uchar", "i2": "short", "u2
                                  "u4": "uint", "f4": "float", "f8": "double"}
 
 
-class PlyError(ValueError):
+class PlyError(ThgsError, ValueError):
     """A PLY file cannot be read or does not hold what is asked for; the message names the file and field."""
 
 

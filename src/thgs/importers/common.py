@@ -7,11 +7,12 @@ from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
+from thgs.errors import ThgsError
 
 NUM_HAND_PCA_MAX = 45
 
 
-class ImportProblem(ValueError):
+class ImportProblem(ThgsError, ValueError):
     """An input of an importer is unusable; the message names the file and field."""
 
 

@@ -13,10 +13,11 @@ from pathlib import Path
 
 import numpy as np
 
+from thgs.errors import ThgsError
 from thgs.utils.io import atomic_path
 
 
-class AudioError(ValueError):
+class AudioError(ThgsError, ValueError):
     """The audio input is unreadable or unusable; the message names the file or array and the problem."""
 
 

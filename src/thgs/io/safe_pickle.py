@@ -42,8 +42,10 @@ from typing import Any, BinaryIO, Callable, Literal
 
 import numpy as np
 
+from thgs.errors import ThgsError
 
-class UnsafePickleError(pickle.UnpicklingError):
+
+class UnsafePickleError(ThgsError, pickle.UnpicklingError):
     """The pickle names a global that is not on the allow-list, or builds a refused value."""
 
 

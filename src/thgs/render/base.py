@@ -135,6 +135,21 @@ def available_backends(device: torch.device | str | None = None) -> list[str]:
     return names
 
 
+def resolve_backend(name: str, device: torch.device | str | None = None) -> tuple[str, str | None]:
+    """The backend ``name`` stands for on ``device`` and a note saying why ``auto`` fell back to the reference
+    rasterizer on a CUDA device (gsplat missing or failing to import), else None."""
+    if name != "auto":
+        return name, None
+    chosen = available_backends(device)[0]
+    dev = torch.device(device) if device is not None else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    note = None
+    if dev.type == "cuda" and chosen != "gsplat":
+        from thgs.render import gsplat_backend
+
+        note = f"gsplat unavailable: {gsplat_backend.unavailable_reason()}"
+    return chosen, note
+
+
 _INSTANCES: dict[str, object] = {}
 
 

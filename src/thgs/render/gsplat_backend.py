@@ -22,15 +22,37 @@ from thgs.render.reference import EPS2D, check_gaussians, normals_from_depth
 from thgs.render._sh import sh_degree_from_coeffs
 
 
+def unavailable_reason() -> str | None:
+    """Why gsplat cannot rasterize here (no CUDA GPU, not installed, or the import's error), None when it can.
+
+    The first import's failure is kept, so every caller reports the same reason."""
+    if not torch.cuda.is_available():
+        return "torch sees no CUDA GPU"
+    if "gsplat" not in _IMPORT_FAILURE:
+        try:
+            found = importlib.util.find_spec("gsplat") is not None
+        except (ImportError, ValueError) as exc:
+            found, _IMPORT_FAILURE["gsplat"] = True, f"{type(exc).__name__}: {exc}"
+        if not found:
+            _IMPORT_FAILURE["gsplat"] = "gsplat is not installed (pip install 'thgs[gpu]')"
+        elif "gsplat" not in _IMPORT_FAILURE:
+            try:
+                import gsplat  # noqa: F401
+            except Exception as exc:  # noqa: BLE001 - a broken install fails in many ways; the reason is reported
+                text = str(exc).strip().splitlines()
+                _IMPORT_FAILURE["gsplat"] = f"importing gsplat failed: {type(exc).__name__}: {text[0] if text else ''}"
+            else:
+                _IMPORT_FAILURE["gsplat"] = None
+    return _IMPORT_FAILURE["gsplat"]
+
+
+_IMPORT_FAILURE: dict[str, str | None] = {}
+
+
 def is_available() -> bool:
-    """True when gsplat is importable and torch sees a CUDA GPU (its kernels build on first use)."""
-    if not torch.cuda.is_available() or importlib.util.find_spec("gsplat") is None:
-        return False
-    try:
-        import gsplat  # noqa: F401
-    except Exception:  # a broken install counts as absent
-        return False
-    return True
+    """True when gsplat is importable and torch sees a CUDA GPU (its kernels build on first use); when not,
+    :func:`unavailable_reason` says why."""
+    return unavailable_reason() is None
 
 
 def _grad_proxy(source: Tensor) -> Tensor:
@@ -57,7 +79,7 @@ class GsplatBackend:
         if mode not in ("3dgs", "2dgs"):
             raise ValueError(f"gsplat renderer: mode must be '3dgs' or '2dgs', got {mode!r}")
         if not is_available():
-            raise RuntimeError("gsplat renderer: needs gsplat and a CUDA GPU (pip install 'thgs[gpu]')")
+            raise RuntimeError(f"gsplat renderer: unavailable ({unavailable_reason()})")
         if gaussians.means.device.type != "cuda":
             raise ValueError(f"gsplat renderer: Gaussians must be on a CUDA device, got {gaussians.means.device}")
         check_gaussians(gaussians)

@@ -7,10 +7,14 @@ is a complete :class:`TrainConfig`; flags given on the command line replace sing
 from __future__ import annotations
 
 import dataclasses
+import math
+import re
+import typing
 from dataclasses import dataclass
-from typing import Optional
+from typing import Any, Optional
 
 from thgs.config import option
+from thgs.errors import ThgsError
 
 
 @dataclass
@@ -18,7 +22,8 @@ class TrainConfig:
     """Everything a training run needs besides the data."""
 
     preset: str = option("paper", help="named preset to start from: paper (the paper's 150k-step schedule), "
-                                       "fast (the same stages in 5k steps), cpu (the CPU demo), smoke (a few steps)")
+                                       "fast (the same stages in 5k steps), cpu (the CPU demo), smoke (a few steps)",
+                         shown_default="cpu on a CPU, fast on a GPU")
     steps: int = option(150_000, help="total optimisation steps")
     seed: int = option(0, help="random seed (Gaussians, sampler, densification)")
     device: str = option("auto", help="torch device: auto, cpu, cuda, cuda:N")
@@ -54,7 +59,8 @@ class TrainConfig:
     lr_opacity: float = option(5e-2, help="opacity learning rate")
     lr_scale: float = option(5e-3, help="scale learning rate")
     lr_rotation: float = option(5e-3, help="rotation learning rate")
-    lr_color: float = option(5e-3, help="colour (SH DC) learning rate; higher SH bands use 1/20 of it")
+    lr_color: float = option(5e-3, help="colour learning rate, shared by every SH coefficient (3DGS gives the "
+                                         "higher bands 1/20 of it; thgs does not)")
     # -- module schedules (Table 1): start step, LR_Start, LR_Final ----------------------------
     skinning_start: int = option(1500, help="step the skinning-weight residual starts")
     skinning_lr: float = option(1e-4, help="skinning residual LR at its start")
@@ -139,6 +145,101 @@ def _smoke() -> TrainConfig:
 PRESETS = {"paper": _paper, "fast": _fast, "cpu": _cpu, "smoke": _smoke}
 
 
+def preset_for_device(device: str) -> str:
+    """The preset ``thgs train`` uses when none is named: ``fast`` on a CUDA device, ``cpu`` otherwise."""
+    return "fast" if str(device).startswith("cuda") else "cpu"
+
+
+class ConfigError(ThgsError, ValueError):
+    """A training setting is out of range; the message names the flag and the value."""
+
+
+# Learning rates that decay log-linearly (they must be > 0); the other rates may be 0 (frozen).
+_DECAYING_LRS = {"lr_position", "lr_position_final", "skinning_lr", "skinning_lr_final", "pose_lr", "pose_lr_final",
+                 "expression_lr", "expression_lr_final", "blendshapes_lr", "blendshapes_lr_final", "saam_lr",
+                 "saam_lr_final"}
+# name -> (lowest, highest) allowed, inclusive; None: unbounded.
+_RANGES: dict[str, tuple[float | None, float | None]] = {
+    "steps": (1, None), "seed": (0, 2**32 - 1), "train_size": (0, None), "grid_resolution": (2, None),
+    "sh_degree": (0, 3), "hash_levels": (1, 32), "hash_log2_table": (1, 24), "init_colors": (0, None),
+    "lambda_dssim": (0, 1), "densify_interval": (1, None), "densify_grad_threshold": (0, None),
+    "min_opacity": (0, 1), "max_gaussians": (1, None), "log_every": (1, None), "checkpoint_every": (1, None),
+}
+_CHOICES = {"mode": ("2dgs", "3dgs"), "skinning": ("grid", "parent"), "backend": ("auto", "gsplat", "reference")}
+_DEVICE_RE = re.compile(r"^(auto|cpu|cuda(:\d+)?|mps)$")
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _bounds(name: str) -> tuple[float | None, float | None, bool]:
+    """(lowest, highest, lowest excluded) for a numeric field."""
+    if name in _RANGES:
+        lo, hi = _RANGES[name]
+        return lo, hi, False
+    if name in _DECAYING_LRS or name == "percent_dense":
+        return 0, None, True
+    if name == "init_opacity":
+        return 0, 1, True
+    if name.startswith("lr_") or name.endswith("_weight") or name.endswith("_start") or name.endswith("_stop"):
+        return 0, None, False
+    return None, None, False
+
+
+def config_problems(cfg: TrainConfig) -> list[str]:
+    """Every out-of-range setting of ``cfg``, one line each naming its flag: non-finite or out-of-range numbers
+    (learning rates, weights, thresholds), intervals < 1, unknown choices and presets."""
+    problems: list[str] = []
+    hints = typing.get_type_hints(TrainConfig)
+    for f in dataclasses.fields(TrainConfig):
+        value: Any = getattr(cfg, f.name)
+        ftype = hints[f.name]
+        if f.name == "background":
+            if value is not None and (len(value) != 3 or not all(isinstance(c, (int, float)) and math.isfinite(c)
+                                                                  and 0 <= c <= 1 for c in value)):
+                problems.append(f"--background {' '.join(map(str, value))}: needs three numbers in [0, 1]")
+            continue
+        if ftype is bool:
+            if not isinstance(value, bool):
+                problems.append(f"{_flag(f.name)} {value!r}: must be true or false")
+            continue
+        if ftype in (int, float):
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                problems.append(f"{_flag(f.name)} {value!r}: must be a number")
+                continue
+            if ftype is int and not isinstance(value, int):
+                problems.append(f"{_flag(f.name)} {value!r}: must be a whole number")
+                continue
+            if not math.isfinite(value):
+                problems.append(f"{_flag(f.name)} {value}: must be a finite number")
+                continue
+            lo, hi, open_lo = _bounds(f.name)
+            if lo is not None and (value <= lo if open_lo else value < lo):
+                problems.append(f"{_flag(f.name)} {value}: must be {'>' if open_lo else '>='} {lo:g}"
+                                + (f" and <= {hi:g}" if hi is not None else ""))
+            elif hi is not None and (value >= hi if f.name == "init_opacity" else value > hi):
+                problems.append(f"{_flag(f.name)} {value}: must be {'<' if f.name == 'init_opacity' else '<='} {hi:g}")
+            continue
+        if f.name in _CHOICES and value not in _CHOICES[f.name]:
+            problems.append(f"{_flag(f.name)} {value!r}: choose one of {', '.join(_CHOICES[f.name])}")
+    if cfg.preset not in PRESETS:
+        problems.append(f"--preset {cfg.preset!r}: choose one of {', '.join(PRESETS)}")
+    if not isinstance(cfg.device, str) or not _DEVICE_RE.match(cfg.device):
+        problems.append(f"--device {cfg.device!r}: choose auto, cpu, cuda or cuda:N")
+    if not cfg.audio_encoder:
+        problems.append("--audio-encoder: must name an encoder")
+    return problems
+
+
+def validate_config(cfg: TrainConfig) -> None:
+    """Raise :class:`ConfigError` naming the first out-of-range setting (see :func:`config_problems`)."""
+    problems = config_problems(cfg)
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise ConfigError(problems[0] + more)
+
+
 def preset(name: str) -> TrainConfig:
     """A fresh copy of a named preset."""
     if name not in PRESETS:
@@ -161,4 +262,5 @@ def scaled_steps(cfg: TrainConfig, steps: int) -> TrainConfig:
     return dataclasses.replace(cfg, **changes)
 
 
-__all__ = ["PRESETS", "TrainConfig", "preset", "scaled_steps"]
+__all__ = ["PRESETS", "ConfigError", "TrainConfig", "config_problems", "preset", "preset_for_device", "scaled_steps",
+           "validate_config"]

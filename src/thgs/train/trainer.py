@@ -9,12 +9,19 @@ Run folder layout::
 
 A checkpoint holds the model (Gaussian state of any N included), both optimisers, the RNG states
 (torch, numpy, python), the step and the sampler's order and position, so a resumed run continues
-bit-for-bit where the stopped one was (on the same device).
+bit-for-bit where the stopped one was (on the same device). Checkpoints hold tensors and plain data only
+and are read without running code from the file (:mod:`thgs.train.checkpoint`).
+
+``config.json`` records the subject both as an absolute path and relative to the run folder, so the run
+works from any directory and after the run folder (with its subject beside it) is moved; and it records the
+rasterizer the run resolved ``backend`` to.
 """
 
 from __future__ import annotations
 
 import json
+import math
+import os
 import random
 import time
 from pathlib import Path
@@ -30,7 +37,10 @@ from thgs.avatar.model import GROUPS, AvatarOptions, THGSAvatar
 from thgs.avatar.refine import exponential_lr
 from thgs.config import from_dict, to_dict
 from thgs.render.base import render
-from thgs.train.config import TrainConfig
+from thgs.errors import ThgsError
+from thgs.train.checkpoint import (FORMAT, VERSION, CheckpointError, numpy_rng_state, read_checkpoint,
+                                   set_numpy_rng_state)
+from thgs.train.config import TrainConfig, validate_config
 from thgs.train.data import FrameSampler, TrainingData, audio_neighbourhoods, frame_inputs
 from thgs.utils.io import save_torch, write_json
 
@@ -40,6 +50,10 @@ CONFIG = "config.json"
 METRICS = "metrics.jsonl"
 
 GAUSSIAN_PARAMS = ("means", "quats", "log_scales", "opacity_logits", "sh")
+
+
+class TrainingDiverged(ThgsError, RuntimeError):
+    """The loss became NaN or infinite: the run stops without writing that state."""
 
 
 def avatar_options(cfg: TrainConfig) -> AvatarOptions:
@@ -101,16 +115,23 @@ class Trainer:
         subject: an opened subject (``thgs.data.subject`` interface).
         run_dir: where config, metrics and checkpoints go.
         resume: continue from ``run_dir/checkpoint.pt`` if it exists.
+        checkpoint: an already read checkpoint dict to continue from (instead of reading the file).
+
+    Raises ``ValueError`` subclasses (:class:`thgs.train.config.ConfigError`, :class:`CheckpointError`) for a
+    bad config or checkpoint before any file is written.
     """
 
     def __init__(self, cfg: TrainConfig, subject: Any, run_dir: str | Path, *, resume: bool = False,
-                 body=None) -> None:
+                 body=None, checkpoint: dict | None = None) -> None:
+        from thgs.render.base import resolve_backend
         from thgs.utils.device import default_device
 
+        validate_config(cfg)
         self.cfg = cfg
         self.subject = subject
         self.run_dir = Path(run_dir)
         self.device = torch.device(default_device(None if cfg.device == "auto" else cfg.device))
+        self.backend, self.backend_note = resolve_backend(cfg.backend, self.device)
         _seed_everything(cfg.seed)
         audio = load_audio_windows(subject, cfg)
         self.data = TrainingData(subject, list(subject.split["train"]), train_size=cfg.train_size,
@@ -133,9 +154,11 @@ class Trainer:
         self.step = 0
         self.last: dict[str, float] = {}
         ckpt_path = self.run_dir / CHECKPOINT
-        ckpt = torch.load(ckpt_path, map_location=self.device, weights_only=False) if (resume and ckpt_path.exists()) else None
+        ckpt = checkpoint
+        if ckpt is None and resume and ckpt_path.exists():
+            ckpt = read_checkpoint(ckpt_path, map_location="cpu")
         if ckpt is not None:
-            self.model.load_state_dict(ckpt["model"])
+            _load_model_state(self.model, ckpt, ckpt_path, self.device)
         elif cfg.init_colors > 0:
             from thgs.train.init_colors import init_colors_from_frames
 
@@ -188,7 +211,7 @@ class Trainer:
         gt = self.data.image(frame, self.device)
         inputs = frame_inputs(self.params, self.data.audio, frame, refine=True)
         out = self.model.forward_full(inputs)
-        res = render(out.gaussians, self.camera, self.background, mode=c.mode, backend=c.backend)
+        res = render(out.gaussians, self.camera, self.background, mode=c.mode, backend=self.backend)
         if res.means2d is not None and res.means2d.requires_grad:
             res.means2d.retain_grad()
         recon = L.reconstruction_loss(res.rgb, gt, self.weights.dssim)
@@ -251,6 +274,10 @@ class Trainer:
         try:
             while self.step < end:
                 terms = self.train_step()
+                if not math.isfinite(terms["loss"]):
+                    raise TrainingDiverged(
+                        f"{self.run_dir}: step {self.step}: the loss is {terms['loss']} (training diverged); "
+                        f"nothing of this step was saved (last checkpoint: {CHECKPOINT}); lower the learning rates")
                 if bar is not None:
                     bar.update(1)
                     bar.set_postfix(loss=f"{terms['loss']:.4f}", psnr=f"{terms['psnr']:.2f}",
@@ -278,18 +305,20 @@ class Trainer:
     def _write_config(self) -> None:
         path = self.run_dir / CONFIG
         write_json(path, {"config": to_dict(self.cfg), "versions": versions(str(self.device)), "seed": self.cfg.seed,
-                          "subject": {"name": getattr(self.subject, "name", None),
-                                      "root": str(getattr(self.subject, "root", ""))}})
+                          "subject": subject_record(getattr(self.subject, "root", None), self.run_dir,
+                                                    getattr(self.subject, "name", None)),
+                          "rasterizer": {"backend": self.cfg.backend, "used": self.backend,
+                                         **({"note": self.backend_note} if self.backend_note else {})}})
 
     # -- checkpoints -----------------------------------------------------------------------------
     def checkpoint(self) -> dict:
         return {
-            "format": "thgs-avatar", "version": 1, "step": self.step, "config": to_dict(self.cfg),
+            "format": FORMAT, "version": VERSION, "step": self.step, "config": to_dict(self.cfg),
             "num_gaussians": self.model.num_gaussians, "model": self.model.state_dict(),
             "gauss_opt": self.gauss_opt.state_dict(),
             "module_opt": self.module_opt.state_dict() if self.module_opt is not None else None,
             "sampler": self.sampler.state_dict(),
-            "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate(),
+            "rng": {"torch": torch.get_rng_state(), "numpy": numpy_rng_state(), "python": random.getstate(),
                     "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None},
             "active": dict(self.model.active),
             "audio_channels": int(self.data.audio.shape[-1]) if self.data.audio is not None else 0,
@@ -311,8 +340,8 @@ class Trainer:
         self.sampler.load_state_dict(ckpt["sampler"])
         rng = ckpt["rng"]
         torch.set_rng_state(rng["torch"].cpu())
-        np.random.set_state(rng["numpy"])
-        random.setstate(rng["python"])
+        set_numpy_rng_state(rng["numpy"])
+        random.setstate(_python_rng_state(rng["python"]))
         if rng.get("cuda") is not None and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(rng["cuda"])
 
@@ -327,28 +356,66 @@ def read_run_config(run_dir: str | Path) -> TrainConfig:
         raise ValueError(f"{path}: cannot read field 'config' ({exc})") from None
 
 
-def config_from_checkpoint(ckpt: dict) -> TrainConfig:
-    return from_dict(TrainConfig, ckpt["config"])
+def config_from_checkpoint(ckpt: dict, path: str | Path = "checkpoint") -> TrainConfig:
+    """The config stored in a checkpoint; :class:`CheckpointError` naming ``path`` when it does not parse."""
+    try:
+        return from_dict(TrainConfig, ckpt["config"])
+    except (ValueError, TypeError, KeyError) as exc:
+        raise CheckpointError(f"{path}: field 'config' is not a thgs training config ({exc})") from None
+
+
+def subject_record(root: Any, run_dir: str | Path, name: Any = None) -> dict:
+    """config.json's ``subject``: the folder as an absolute path and relative to the run folder."""
+    if not root:
+        return {"name": name, "root": "", "relative": None}
+    absolute = Path(root).resolve()
+    try:
+        relative = os.path.relpath(absolute, Path(run_dir).resolve())
+    except ValueError:  # another drive (Windows)
+        relative = None
+    return {"name": name, "root": str(absolute), "relative": relative}
+
+
+def _python_rng_state(state: Any) -> tuple:
+    """``random.getstate()`` comes back from a checkpoint as nested tuples or lists; setstate wants tuples."""
+    version, internal, gauss = state
+    return (int(version), tuple(int(x) for x in internal), gauss)
+
+
+def _load_model_state(model: THGSAvatar, ckpt: dict, path: str | Path, device: Any = None) -> None:
+    state = ckpt["model"] if device is None else {k: v.to(device) for k, v in ckpt["model"].items()}
+    try:
+        model.load_state_dict(state)
+    except (RuntimeError, KeyError, ValueError, TypeError) as exc:
+        raise CheckpointError(f"{path}: field 'model' does not fit the avatar its config describes "
+                              f"({str(exc).strip().splitlines()[0]})") from None
 
 
 def load_avatar(path: str | Path, subject: Any | None = None, device: str | torch.device = "cpu",
                 body=None) -> tuple[THGSAvatar, TrainConfig, dict]:
     """Rebuild a trained avatar from a checkpoint (``avatar.pt`` or ``checkpoint.pt``).
 
-    The body model is rebuilt from the body spec stored in the checkpoint (or ``body``)."""
+    The file is read without running code from it (:func:`thgs.train.checkpoint.read_checkpoint`); a file
+    that is not a thgs checkpoint raises :class:`CheckpointError` naming it. The body model is rebuilt from
+    the body spec stored in the checkpoint (or ``body``)."""
     path = Path(path)
-    ckpt = torch.load(path, map_location=device, weights_only=False)
-    if not isinstance(ckpt, dict) or ckpt.get("format") != "thgs-avatar":
-        raise ValueError(f"{path}: not a thgs avatar checkpoint (field 'format')")
-    cfg = config_from_checkpoint(ckpt)
+    ckpt = read_checkpoint(path, map_location=device)
+    cfg = config_from_checkpoint(ckpt, path)
     if body is None:
-        spec = ckpt["body"]["spec"] or (getattr(subject, "body", None) if subject is not None else None)
-        body = build_body(spec, ckpt["body"]["teeth"], str(path))
-    model = THGSAvatar(body, avatar_options(cfg), num_frames=int(ckpt["num_frames"]),
-                       audio_channels=int(ckpt["audio_channels"]))
-    model.load_state_dict(ckpt["model"])
-    for g, a in ckpt["active"].items():
-        model.set_group_active(g, a)
+        spec = ckpt["body"].get("spec") if isinstance(ckpt["body"], dict) else None
+        spec = spec or (getattr(subject, "body", None) if subject is not None else None)
+        body = build_body(spec, bool(ckpt["body"].get("teeth", cfg.teeth)) if isinstance(ckpt["body"], dict)
+                          else cfg.teeth, str(path))
+    try:
+        model = THGSAvatar(body, avatar_options(cfg), num_frames=int(ckpt["num_frames"]),
+                           audio_channels=int(ckpt["audio_channels"]))
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(f"{path}: fields 'num_frames'/'audio_channels'/'config' do not describe an avatar "
+                              f"({exc})") from None
+    _load_model_state(model, ckpt, path)
+    for g, a in dict(ckpt["active"]).items():
+        if g in model.active:
+            model.set_group_active(g, bool(a))
     model.to(device).eval()
     return model, cfg, ckpt
 
@@ -359,4 +426,5 @@ def _seed_everything(seed: int) -> None:
     random.seed(seed)
 
 
-__all__ = ["Trainer", "avatar_options", "build_avatar", "build_body", "load_avatar", "read_run_config"]
+__all__ = ["CheckpointError", "Trainer", "TrainingDiverged", "avatar_options", "build_avatar", "build_body",
+           "load_avatar", "read_run_config", "subject_record"]

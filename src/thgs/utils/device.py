@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -18,8 +19,13 @@ def default_device(prefer: str | None = None) -> str:
     prefer = prefer or os.environ.get("THGS_DEVICE") or "auto"
     if prefer == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
+    m = re.fullmatch(r"cpu|mps|cuda(?::(\d+))?", prefer)
+    if m is None:
+        raise RuntimeError(f"unknown device {prefer!r} (auto, cpu, cuda or cuda:N)")
     if prefer.startswith("cuda") and not torch.cuda.is_available():
         raise RuntimeError(f"device {prefer!r} asked for, but torch sees no CUDA GPU")
+    if m.group(1) is not None and int(m.group(1)) >= torch.cuda.device_count():
+        raise RuntimeError(f"device {prefer!r} asked for, but torch sees {torch.cuda.device_count()} CUDA GPU(s)")
     return prefer
 
 

@@ -81,8 +81,12 @@ def _load_checkpoint(path: Path, subject: Any, device: str):
     from thgs.cli import UserError
     from thgs.train.trainer import load_avatar
 
+    from thgs.errors import ThgsError
+
     try:
         return load_avatar(path, subject, device=device)
+    except ThgsError as exc:  # a CheckpointError names the file and the problem already
+        raise UserError(str(exc)) from None
     except (ValueError, KeyError, TypeError, RuntimeError, EOFError, pickle.UnpicklingError, AttributeError) as exc:
         raise UserError(f"{path}: cannot load the avatar checkpoint ({type(exc).__name__}: {exc})") from None
 
@@ -102,12 +106,7 @@ def open_session(run: Path, data: Path | None = None, audio: Path | None = None,
     from thgs.utils.device import default_device
 
     path = find_run_avatar(run)
-    root = data or training_subject_root(run)
-    if root is None:
-        raise UserError(f"{run}: config.json records no training subject (field 'subject.root'); pass --data SUBJECT")
-    if not Path(root).exists():
-        raise UserError(f"{root}: subject folder not found (recorded in {run}/config.json field 'subject.root'; "
-                        "pass --data SUBJECT)")
+    root = training_subject_root(run, data)
     for name, p in (("--audio", audio), ("--motion", motion)):
         if p is not None and not Path(p).is_file():
             raise UserError(f"{name} {p}: no such file")
