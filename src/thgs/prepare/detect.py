@@ -64,6 +64,11 @@ class DetectOptions:
 
 def import_mediapipe() -> Any:
     """The ``mediapipe`` module, or a :class:`PrepareError` saying how to install it."""
+    import os
+
+    # mediapipe's C++ graph logs every model it loads; keep its warnings off the user's terminal
+    os.environ.setdefault("GLOG_minloglevel", "2")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
         import mediapipe as mp  # noqa: PLC0415 - optional dependency, imported on use
         _ = mp.solutions.holistic.Holistic
