@@ -30,7 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="recompute this stage even when its cache is valid (repeatable)")
     parser.add_argument("--body", choices=("anny", "smplx"), default="anny",
                         help="body model to fit: anny (bundled, permissive) or smplx (needs the user's SMPL-X "
-                             "model file: THGS_SMPLX_MODEL or ~/.thgs/models/smplx)")
+                             "model file: THGS_SMPLX_MODEL or ~/.cache/thgs/smplx/)")
     parser.add_argument("--device", default="auto", help="torch device for the fit: auto, cpu, cuda, cuda:1, ...")
     parser.add_argument("--overlay-video", action="store_true",
                         help="also write SUBJECT/prepare/overlay.mp4 (every frame annotated)")
