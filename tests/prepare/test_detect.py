@@ -119,6 +119,24 @@ def test_hands_are_swapped_to_match_the_pose_wrists():
     assert hands_swapped(pose, None, _hand_at(79, 59))  # a lone hand at the left wrist is the left hand
 
 
+def test_the_mask_keeps_the_followed_person_and_counts_the_others():
+    from thgs.prepare.detect import DetectOptions, keypoint_box, person_mask
+
+    H, W = 120, 200
+    soft = np.zeros((H, W), np.float32)
+    soft[30:110, 20:60] = 0.9  # the followed person
+    soft[10:120, 110:190] = 0.95  # someone larger beside them
+    soft[0:3, 0:3] = 0.9  # a speck
+    kp = np.zeros((layout.NUM_KEYPOINTS, 3), np.float32)
+    kp[:5] = [[40, 40, 0.9], [35, 60, 0.9], [45, 60, 0.9], [30, 90, 0.9], [50, 90, 0.9]]
+    mask, others, larger = person_mask(soft, kp, keypoint_box(None, kp, W, H), DetectOptions())
+    assert others == 1 and larger
+    assert mask[50, 40] == round(0.9 * 255) and mask[50, 150] == 0 and mask[1, 1] == 0
+    assert mask[:, 100:].max() == 0
+    mask, others, larger = person_mask(soft, np.zeros_like(kp), None, DetectOptions())
+    assert mask.max() == 0
+
+
 def test_a_frame_shows_the_person_only_with_the_head_inside():
     kp = np.zeros((layout.NUM_KEYPOINTS, 3), np.float32)
     kp[[0, 2, 5], 2] = 0.9

@@ -195,9 +195,10 @@ def keypoint_box(pose: np.ndarray | None, kp: np.ndarray, width: int, height: in
 
 
 def person_mask(soft: np.ndarray, kp: np.ndarray, box: tuple[float, float, float, float] | None,
-                options: DetectOptions) -> tuple[np.ndarray, int]:
-    """The tracked person's mask ``[H, W]`` uint8 (255 = person) and the number of other person-sized
-    regions, from the segmentation's soft mask ``[H, W]`` in 0..1 and the frame's keypoints ``[553, 3]``."""
+                options: DetectOptions) -> tuple[np.ndarray, int, bool]:
+    """The tracked person's mask ``[H, W]`` uint8 (255 = person), the number of other person-sized
+    regions, and whether one of them is larger than the tracked person's, from the segmentation's soft
+    mask ``[H, W]`` in 0..1 and the frame's keypoints ``[553, 3]``."""
     from scipy import ndimage
 
     H, W = soft.shape
@@ -207,7 +208,7 @@ def person_mask(soft: np.ndarray, kp: np.ndarray, box: tuple[float, float, float
     small = soft[::f, ::f] > options.mask_threshold
     labels, n = ndimage.label(small)
     if n == 0 or box is None:
-        return np.zeros((H, W), np.uint8), 0
+        return np.zeros((H, W), np.uint8), 0, False
     pts = kp[kp[:, 2] > 0, :2]
     xi = np.clip((pts[:, 0] / f).astype(np.int64), 0, small.shape[1] - 1)
     yi = np.clip((pts[:, 1] / f).astype(np.int64), 0, small.shape[0] - 1)
@@ -215,19 +216,23 @@ def person_mask(soft: np.ndarray, kp: np.ndarray, box: tuple[float, float, float
     hit = hit[hit > 0]
     areas = np.bincount(labels.ravel(), minlength=n + 1) * (f * f)
     big = set(np.flatnonzero(areas >= options.person_min_area * H * W).tolist()) - {0}
-    others = len(big - set(hit.tolist()))
+    other_ids = sorted(big - set(hit.tolist()))
+    others = len(other_ids)
+    mine = int(areas[hit].sum()) if len(hit) else 0
+    larger = bool(other_ids) and int(areas[other_ids].max()) > mine
     if len(hit) == 0:
-        return np.zeros((H, W), np.uint8), others
+        return np.zeros((H, W), np.uint8), others, larger
     # soft edges: the pixels around the kept regions keep their soft values
     near_small = ndimage.binary_dilation(np.isin(labels, hit), iterations=1)
     near = np.repeat(np.repeat(near_small, f, axis=0), f, axis=1)[:H, :W]
     x0, y0, x1, y1 = box
     m = options.mask_margin * max(x1 - x0, y1 - y0, 1.0)
     inside = np.zeros((H, W), bool)
-    inside[max(0, int(y0 - m)):min(H, int(np.ceil(y1 + m)) + 1), max(0, int(x0 - m)):min(W, int(np.ceil(x1 + m)) + 1)] = True
+    rows = slice(max(0, int(y0 - m)), min(H, int(np.ceil(y1 + m)) + 1))
+    inside[rows, max(0, int(x0 - m)):min(W, int(np.ceil(x1 + m)) + 1)] = True
     region = near & inside
     value = np.where(region, soft if options.soft_mask else (soft > options.mask_threshold), 0.0)
-    return np.round(np.clip(value, 0.0, 1.0) * 255.0).astype(np.uint8), others
+    return np.round(np.clip(value, 0.0, 1.0) * 255.0).astype(np.uint8), others, larger
 
 
 def thumbnail(image: np.ndarray) -> np.ndarray:
@@ -251,6 +256,7 @@ class FrameDetection:
     person: bool
     swapped: bool
     others: int
+    larger_other: bool
     thumb: np.ndarray
 
 
@@ -263,6 +269,7 @@ class Detections:
     person: np.ndarray  # [T] bool: the person is shown (head inside the image)
     swapped: np.ndarray  # [T] bool: holistic's hands were swapped to match the pose wrists
     others: np.ndarray  # [T] int16: other person-sized regions in the segmentation
+    larger_other: np.ndarray  # [T] bool: one of them is larger than the followed person's region
     mask_area: np.ndarray  # [T] float32: fraction of the image the person's mask covers
     thumbs: np.ndarray  # [T, 32, 32] uint8 grayscale thumbnails
     width: int
@@ -282,7 +289,8 @@ class Detections:
 
     def arrays(self) -> dict[str, np.ndarray]:
         return {"kp2d": self.kp2d, "world": self.world, "person": self.person, "swapped": self.swapped,
-                "others": self.others, "mask_area": self.mask_area, "thumbs": self.thumbs,
+                "others": self.others, "larger_other": self.larger_other, "mask_area": self.mask_area,
+                "thumbs": self.thumbs,
                 "size": np.array([self.width, self.height], np.int64),
                 "layout": np.array(layout.LAYOUT_NAME)}
 
@@ -293,7 +301,8 @@ class Detections:
         w, h = (int(v) for v in a["size"])
         return cls(kp2d=a["kp2d"].astype(np.float32), world=a["world"].astype(np.float32),
                    person=a["person"].astype(bool), swapped=a["swapped"].astype(bool),
-                   others=a["others"].astype(np.int16), mask_area=a["mask_area"].astype(np.float32),
+                   others=a["others"].astype(np.int16),
+                   larger_other=a["larger_other"].astype(bool), mask_area=a["mask_area"].astype(np.float32),
                    thumbs=a["thumbs"].astype(np.uint8), width=w, height=h, options=dict(options or {}))
 
 
@@ -301,9 +310,10 @@ class Detections:
 
 
 @contextlib.contextmanager
-def quiet_stderr() -> Iterator[None]:
+def quiet_stderr() -> Iterator[Any]:
     """Send the process's stderr (file descriptor 2) to /dev/null for the block: mediapipe's C++ graph
-    writes a few lines of log when its models load and first run, which no setting silences."""
+    writes lines of log as its models load and first run (the hand models whenever a hand first
+    appears), which no setting silences. Yields a text stream on the real stderr, for progress bars."""
     import os
     import sys
 
@@ -311,15 +321,18 @@ def quiet_stderr() -> Iterator[None]:
         sys.stderr.flush()
         saved = os.dup(2)
     except (OSError, ValueError):  # no real stderr (e.g. captured): nothing to hide
-        yield
+        yield sys.stderr
         return
+    real = os.fdopen(os.dup(saved), "w", buffering=1)
     try:
         with open(os.devnull, "w") as null:
             os.dup2(null.fileno(), 2)
-            yield
+            yield real
     finally:
+        real.flush()
         os.dup2(saved, 2)
         os.close(saved)
+        real.close()
 
 
 class Detector:
@@ -329,7 +342,6 @@ class Detector:
     def __init__(self, options: DetectOptions = DetectOptions(), *, static_images: bool = False):
         mp = import_mediapipe()
         self.options = options
-        self._calls = 0
         with quiet_stderr():
             self._make(mp, options, static_images)
 
@@ -348,14 +360,8 @@ class Detector:
         if img.ndim != 3 or img.shape[2] != 3:
             raise ValueError(f"expected an RGB image [H, W, 3], got shape {img.shape}")
         H, W = img.shape[:2]
-        if self._calls < 2:  # the models log as they first run
-            with quiet_stderr():
-                res = self._holistic.process(img)
-                seg = self._segmenter.process(img).segmentation_mask
-        else:
-            res = self._holistic.process(img)
-            seg = self._segmenter.process(img).segmentation_mask
-        self._calls += 1
+        res = self._holistic.process(img)
+        seg = self._segmenter.process(img).segmentation_mask
         pose = landmark_array(res.pose_landmarks, layout.NUM_POSE, W, H)
         world = None
         if res.pose_world_landmarks is not None:
@@ -366,9 +372,9 @@ class Detector:
         kp, w, swap = assemble(pose, world, left, right, face, W, H)
         box = keypoint_box(pose, kp, W, H)
         soft = np.zeros((H, W), np.float32) if seg is None else np.asarray(seg, np.float32)
-        mask, others = person_mask(soft, kp, box, self.options)
+        mask, others, larger = person_mask(soft, kp, box, self.options)
         return FrameDetection(kp2d=kp, world=w, mask=mask, person=shows_person(kp, self.options.min_visibility),
-                              swapped=swap, others=others, thumb=thumbnail(img))
+                              swapped=swap, others=others, larger_other=larger, thumb=thumbnail(img))
 
     def close(self) -> None:
         self._holistic.close()
@@ -414,11 +420,12 @@ def detect_video(frames: Iterable[np.ndarray], num_frames: int, width: int, heig
     person = np.zeros(T, bool)
     swapped = np.zeros(T, bool)
     others = np.zeros(T, np.int16)
+    larger = np.zeros(T, bool)
     area = np.zeros(T, np.float32)
     thumbs = np.zeros((T, THUMB_SIZE, THUMB_SIZE), np.uint8)
     n = 0
-    with Detector(options) as det, tqdm(total=T, desc=desc, unit="frame", disable=not progress,
-                                        leave=False) as bar:
+    with quiet_stderr() as err, Detector(options) as det, \
+            tqdm(total=T, desc=desc, unit="frame", disable=not progress, leave=False, file=err) as bar:
         for i, img in enumerate(frames):
             if i >= T:
                 raise ValueError(f"more than the {T} frames announced")
@@ -426,6 +433,7 @@ def detect_video(frames: Iterable[np.ndarray], num_frames: int, width: int, heig
                 raise ValueError(f"frame {i} has size {img.shape[1]}x{img.shape[0]}, expected {width}x{height}")
             fd = det.process(img)
             kp2d[i], world[i], person[i], swapped[i], others[i] = fd.kp2d, fd.world, fd.person, fd.swapped, fd.others
+            larger[i] = fd.larger_other
             area[i] = float(fd.mask.mean()) / 255.0
             thumbs[i] = fd.thumb
             if on_mask is not None:
@@ -434,7 +442,8 @@ def detect_video(frames: Iterable[np.ndarray], num_frames: int, width: int, heig
             bar.update(1)
     if n != T:
         raise ValueError(f"{n} frames given, {T} announced")
-    return Detections(kp2d=kp2d, world=world, person=person, swapped=swapped, others=others, mask_area=area,
+    return Detections(kp2d=kp2d, world=world, person=person, swapped=swapped, others=others, larger_other=larger,
+                      mask_area=area,
                       thumbs=thumbs, width=int(width), height=int(height), options=options.record())
 
 

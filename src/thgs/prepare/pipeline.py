@@ -496,6 +496,7 @@ def build_report(run: _Run, det: Detections, shots: ShotResult, fit: FitRecord |
             "mask_area_mean": float(det.mask_area.mean()),
             "people": {"followed": "the person holistic tracks (one at a time)",
                        "frames_with_others": int((others > 0).sum()), "max_others": int(others.max(initial=0)),
+                       "frames_with_a_larger_other": int(det.larger_other.sum()),
                        "switches_at": switches},
         },
         "shots": shots.summary(),
@@ -517,7 +518,8 @@ def format_report(report: dict[str, Any]) -> str:
     people = report["detection"]["people"]
     if people["frames_with_others"]:
         lines.append(f"  people     others visible in {people['frames_with_others']} frames (at most "
-                     f"{people['max_others']}); followed {people['followed']}")
+                     f"{people['max_others']}; larger than the followed one in "
+                     f"{people['frames_with_a_larger_other']}); followed {people['followed']}")
     sh = report["shots"]
     lines.append(f"  shots      {len(sh['shots'])}: " + ", ".join(f"{a}-{b - 1}" for a, b in sh["shots"])
                  + f"; kept {sh['kept'][0]}-{sh['kept'][1] - 1}")
