@@ -39,8 +39,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="with a VIDEO: ingest at this height in pixels (default: native)")
     parser.add_argument("--start", type=float, default=0.0, help="with a VIDEO: seconds to skip at the beginning")
     parser.add_argument("--max-seconds", type=float, default=None, help="with a VIDEO: keep at most this many seconds")
+    from thgs.config import add_dataclass_arguments
+    from thgs.prepare.detect import DetectOptions
+    from thgs.prepare.shots import ShotOptions
+
+    add_dataclass_arguments(parser, DetectOptions, prefix="detect_")
+    add_dataclass_arguments(parser, ShotOptions, prefix="shots_")
+    fit_options = _fit_options_class()
+    if fit_options is not None:
+        add_dataclass_arguments(parser, fit_options, prefix="fit_")
     parser.add_argument("--json", action="store_true", help="print the report as JSON instead of a table")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def _fit_options_class() -> type | None:
+    """The body fit's options class (its fields become --fit-* flags), or None when the fit is absent."""
+    try:
+        from thgs.prepare.fit import FitOptions
+    except ImportError:
+        return None
+    return FitOptions
 
 
 def _stages(text: str) -> tuple[str, ...]:
@@ -122,7 +140,15 @@ def run(args: argparse.Namespace) -> int:
             raise UserError(f"{src} is a subject folder; OUT is only for a VIDEO input")
         subject_dir = src
     redo = frozenset(("detect", "fit") if "all" in args.redo else args.redo)
+    from thgs.config import dataclass_from_namespace
+    from thgs.prepare.detect import DetectOptions
+    from thgs.prepare.shots import ShotOptions
+
+    fit_cls = _fit_options_class()
+    fit_options = dataclass_from_namespace(args, fit_cls(), prefix="fit_") if fit_cls is not None else None
     config = PrepareConfig(stages=stages, redo=redo, body=args.body, device=device,
+                           detect=dataclass_from_namespace(args, DetectOptions(), prefix="detect_"),
+                           shots=dataclass_from_namespace(args, ShotOptions(), prefix="shots_"), fit=fit_options,
                            overlay_video=args.overlay_video, sheet_frames=args.sheet_frames, progress=not args.quiet)
     try:
         report = prepare_subject(subject_dir, config)

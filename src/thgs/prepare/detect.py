@@ -30,6 +30,7 @@ from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 
+from thgs.config import option
 from thgs.prepare import layout
 from thgs.prepare.errors import MEDIAPIPE_VERSION, PrepareError, missing_mediapipe_message
 
@@ -48,16 +49,18 @@ THUMB_SIZE = 32
 class DetectOptions:
     """What the detector runs with (recorded in the subject's ``prepare`` record)."""
 
-    model_complexity: int = 1  # holistic's pose model; only 1 ships inside the wheel (0 and 2 download)
-    refine_face_landmarks: bool = True  # 478 face points (with the irises) instead of 468
-    min_detection_confidence: float = 0.5
-    min_tracking_confidence: float = 0.5
-    segmentation_model: int = 0  # selfie segmentation: 0 general (256x256), 1 landscape (144x256)
-    mask_threshold: float = 0.5  # soft mask level that separates person regions
-    soft_mask: bool = True  # keep the soft edge values (else 0 / 255)
-    mask_margin: float = 0.25  # keypoint box margin, as a fraction of the box's larger side
-    min_visibility: float = 0.5  # head points need this visibility for the frame to count as showing the person
-    person_min_area: float = 0.02  # fraction of the image a region needs to count as another person
+    model_complexity: int = option(1, help="holistic's pose model; only 1 ships inside the wheel (0 and 2 download "
+                                           "at run time and fail offline)")
+    refine_face_landmarks: bool = option(True, help="478 face points with the irises (else 468)")
+    min_detection_confidence: float = option(0.5, help="holistic's detection threshold")
+    min_tracking_confidence: float = option(0.5, help="holistic's tracking threshold (below it, it re-detects)")
+    segmentation_model: int = option(0, help="selfie segmentation model: 0 general (256x256), 1 landscape (144x256)")
+    mask_threshold: float = option(0.5, help="soft mask level that separates the person regions")
+    soft_mask: bool = option(True, help="keep the soft mask values at the edges (else 0 / 255)")
+    mask_margin: float = option(0.25, help="margin of the person's keypoint box the mask is kept inside, as a "
+                                           "fraction of the box's larger side")
+    min_visibility: float = option(0.5, help="visibility the nose and eyes need for a frame to show the person")
+    person_min_area: float = option(0.02, help="fraction of the image a region needs to count as another person")
 
     def record(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

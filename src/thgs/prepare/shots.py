@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from thgs.config import option
 from thgs.prepare import layout
 
 #: Pose landmarks whose spread measures the person's scale: head, shoulders, elbows, hips (0..24 minus
@@ -29,15 +30,17 @@ TRACK_POINTS = tuple(i for i in range(25) if i not in (17, 18, 19, 20, 21, 22))
 class ShotOptions:
     """Thresholds of the cut detector (recorded in the subject's ``prepare`` record)."""
 
-    zoom_ratio: float = 1.3  # a frame-to-frame change of the person's scale by this factor is a zoom / cut
-    jump: float = 0.6  # a frame-to-frame move of the person's centre by this many scale units is a cut
-    min_confidence: float = 0.5  # keypoints used to measure scale and position
-    min_points: int = 4  # common points two frames need to be compared
-    frame_diff: bool = True  # also cut where the frames' own difference jumps
-    diff_min: float = 25.0  # ... above this mean absolute difference of 32x32 thumbnails (0..255)
-    diff_factor: float = 6.0  # ... and this many times the video's median difference
-    glitch_frames: int = 3  # a jump that returns within this many frames marks them invalid, no cut
-    min_shot_frames: int = 10  # the kept shot needs at least this many frames showing the person
+    zoom_ratio: float = option(1.3, help="a frame-to-frame change of the person's scale by this factor is a zoom")
+    jump: float = option(0.6, help="a frame-to-frame move of the person's centre by this many scale units is a "
+                                   "person switch")
+    min_confidence: float = option(0.5, help="confidence of the keypoints used to measure scale and position")
+    min_points: int = option(4, help="points two frames must share to be compared")
+    frame_diff: bool = option(True, help="also cut where the frames' own difference jumps")
+    diff_min: float = option(25.0, help="... above this mean absolute difference of 32x32 thumbnails (0..255)")
+    diff_factor: float = option(6.0, help="... and this many times the video's median difference")
+    glitch_frames: int = option(3, help="a jump that comes back within this many frames marks them invalid instead "
+                                        "of cutting")
+    min_shot_frames: int = option(10, help="frames showing the person the kept shot needs")
 
     def record(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
