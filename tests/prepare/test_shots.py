@@ -38,8 +38,9 @@ def test_a_zoom_cuts_the_video_and_the_longest_shot_is_kept():
     res = find_shots(kp, np.ones(50, bool))
     assert [c.frame for c in res.cuts] == [20] and res.cuts[0].kind == "zoom"
     assert res.shots == [(0, 20), (20, 50)] and res.kept == (20, 50)
-    assert res.valid[20:].all() and not res.valid[:20].any()
+    assert res.valid[24:].all() and not res.valid[:24].any()  # 4 frames settle after the cut
     assert res.left_out["other shots"] == list(range(20))
+    assert res.left_out["settling after a cut"] == [20, 21, 22, 23]
 
 
 def test_a_jump_that_stays_is_a_person_switch():
@@ -78,7 +79,7 @@ def test_a_frame_cut_is_found_from_the_thumbnails():
     thumbs = np.stack([a if t < 18 else b for t in range(T)]).astype(np.uint8)
     thumbs = np.clip(thumbs.astype(int) + rng.integers(-2, 3, thumbs.shape), 0, 255).astype(np.uint8)
     res = find_shots(kp, np.ones(T, bool), thumbs)
-    assert [(c.frame, c.kind) for c in res.cuts] == [(18, "cut")]
+    assert [(c.frame, c.kind) for c in res.cuts] == [(18, "cut")]  # the person did not change: no zoom
     assert res.kept == (0, 18)
     assert not find_shots(kp, np.ones(T, bool), thumbs, ShotOptions(frame_diff=False)).cuts
 
@@ -92,6 +93,19 @@ def test_no_usable_shot_is_refused_with_the_frame_numbers():
     why = usable_problem(res)
     assert why is not None and "frames 0-7; frames 8-15; frames 16-23" in why and "zoom at frame 8" in why
     assert usable_problem(find_shots(track(24), np.zeros(24, bool))) is not None
+
+
+def test_a_zoom_is_measured_on_the_face_mesh_when_there_is_one():
+    from thgs.prepare.shots import compare
+
+    kp = track(2)
+    rng = np.random.default_rng(3)
+    face = rng.uniform(-20, 20, size=(layout.NUM_FACE, 2))
+    kp[:, layout.FACE, :2] = np.array([320.0, 150.0]) + face
+    kp[:, layout.FACE, 2] = 1.0
+    kp[1, layout.FACE, :2] = np.array([320.0, 150.0]) + 1.5 * face  # the face zoomed, the body points lag
+    ratio, shift = compare(kp[0], kp[1], ShotOptions())
+    assert ratio == pytest.approx(1.5, rel=1e-3) and shift < 0.05
 
 
 def test_frame_ranges():

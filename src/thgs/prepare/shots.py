@@ -40,6 +40,8 @@ class ShotOptions:
     diff_factor: float = option(6.0, help="... and this many times the video's median difference")
     glitch_frames: int = option(3, help="a jump that comes back within this many frames marks them invalid instead "
                                         "of cutting")
+    settle_frames: int = option(4, help="frames after a cut left out while holistic's landmark smoothing catches "
+                                        "up with the new shot")
     min_shot_frames: int = option(10, help="frames showing the person the kept shot needs")
 
     def record(self) -> dict[str, Any]:
@@ -95,21 +97,42 @@ def frame_ranges(frames: list[int] | np.ndarray) -> str:
     return ", ".join(parts)
 
 
-def compare(a: np.ndarray, b: np.ndarray, options: ShotOptions) -> tuple[float, float] | None:
-    """Scale ratio and centre shift (in units of ``a``'s scale) from frame ``a`` to frame ``b``
-    (``[553, 3]`` keypoints), over the tracking points confident in both; None with too few of them."""
-    idx = list(TRACK_POINTS)
-    pa, pb = a[idx], b[idx]
-    common = (pa[:, 2] >= options.min_confidence) & (pb[:, 2] >= options.min_confidence)
+def _spread(a: np.ndarray, b: np.ndarray, options: ShotOptions) -> tuple[float, float] | None:
+    """Scale ratio and centre shift from points ``a`` to ``b`` (``[N, 3]``), over those confident in both."""
+    common = (a[:, 2] >= options.min_confidence) & (b[:, 2] >= options.min_confidence)
     if common.sum() < options.min_points:
         return None
-    xa, xb = pa[common, :2].astype(np.float64), pb[common, :2].astype(np.float64)
+    xa, xb = a[common, :2].astype(np.float64), b[common, :2].astype(np.float64)
     ca, cb = xa.mean(axis=0), xb.mean(axis=0)
     sa = float(np.sqrt(((xa - ca) ** 2).sum(axis=1).mean()))
     sb = float(np.sqrt(((xb - cb) ** 2).sum(axis=1).mean()))
     if sa < 1e-6 or sb < 1e-6:
         return None
     return sb / sa, float(np.linalg.norm(cb - ca)) / sa
+
+
+def compare(a: np.ndarray, b: np.ndarray, options: ShotOptions) -> tuple[float, float] | None:
+    """Scale ratio and centre shift (in units of ``a``'s scale) from frame ``a`` to frame ``b``
+    (``[553, 3]`` keypoints): over the face mesh when both frames have it (its 478 points follow a zoom
+    exactly, while pose points near the border lag), else over the pose's tracking points confident in
+    both; None with too few of them."""
+    fa, fb = a[layout.FACE], b[layout.FACE]
+    if (fa[:, 2] > 0).sum() >= layout.NUM_FACE // 2 and (fb[:, 2] > 0).sum() >= layout.NUM_FACE // 2:
+        res = _spread(fa, fb, options)
+        if res is not None:
+            # the face is smaller than the body: express the shift in units of the body's spread when it can
+            body = _spread(a[list(TRACK_POINTS)], b[list(TRACK_POINTS)], options)
+            if body is not None:
+                return res[0], res[1] * _scale(fa, options) / max(_scale(a[list(TRACK_POINTS)], options), 1e-6)
+            return res
+    return _spread(a[list(TRACK_POINTS)], b[list(TRACK_POINTS)], options)
+
+
+def _scale(p: np.ndarray, options: ShotOptions) -> float:
+    x = p[p[:, 2] >= options.min_confidence, :2].astype(np.float64)
+    if len(x) < 2:
+        return 0.0
+    return float(np.sqrt(((x - x.mean(axis=0)) ** 2).sum(axis=1).mean()))
 
 
 def frame_differences(thumbs: np.ndarray) -> np.ndarray:
@@ -152,7 +175,11 @@ def find_shots(kp2d: np.ndarray, person: np.ndarray, thumbs: np.ndarray | None =
     t = 0
     while t < T:
         if diff_cut[t]:
-            cuts.append(Cut(t, "cut", frame_diff=float(diff[t])))
+            # the frame changed: a zoom when the person's scale jumped with it, else a cut
+            res = compare(kp2d[last], kp2d[t], options) if last >= 0 and person[t] else None
+            zoom = res is not None and abs(np.log(res[0])) > np.log(options.zoom_ratio)
+            cuts.append(Cut(t, "zoom" if zoom else "cut", scale_ratio=None if res is None else round(res[0], 4),
+                            shift=None if res is None else round(res[1], 4), frame_diff=float(diff[t])))
             last = t if person[t] else -1
             t += 1
             continue
@@ -193,6 +220,8 @@ def find_shots(kp2d: np.ndarray, person: np.ndarray, thumbs: np.ndarray | None =
     shots = [(bounds[i], bounds[i + 1]) for i in range(len(bounds) - 1) if bounds[i + 1] > bounds[i]]
     ok = person.copy()
     ok[glitch] = False
+    settling = sorted({f for c in cuts for f in range(c.frame, min(T, c.frame + options.settle_frames))})
+    ok[settling] = False
     counts = [int(ok[s:e].sum()) for s, e in shots]
     best = int(np.argmax(counts))  # the first of the longest on a tie
     kept = shots[best]
@@ -204,6 +233,7 @@ def find_shots(kp2d: np.ndarray, person: np.ndarray, thumbs: np.ndarray | None =
         "other shots": np.flatnonzero(~inside).tolist(),
         "person not shown": np.flatnonzero(inside & ~person).tolist(),
         "tracking jumps": sorted(f for f in glitch if inside[f]),
+        "settling after a cut": [f for f in settling if inside[f] and person[f]],
     }
     return ShotResult(num_frames=T, cuts=cuts, shots=shots, kept=kept, valid=valid, left_out=left_out)
 
