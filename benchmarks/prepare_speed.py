@@ -75,25 +75,27 @@ def make_clip(folder: Path, out: Path, *, seconds: float, fps: float, height: in
     return write_video(out, frames(), fps, audio=(audio, 16000))
 
 
-def run(clip: Path, work: Path, device: str, stages: tuple[str, ...]) -> list[tuple[str, float]]:
+def run(clip: Path, work: Path, device: str, stages: tuple[str, ...]
+        ) -> tuple[list[tuple[str, float, float | None]], int]:
+    """Ingest and prepare ``clip``; rows of (stage, wall seconds, CPU seconds of every thread or None)."""
     from thgs.io.ingest import ingest_video
     from thgs.prepare.pipeline import PrepareConfig, prepare_subject
 
     subject = work / "subject"
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     ingest_video(clip, subject, progress=True)
-    rows = [("ingest", time.perf_counter() - t0)]
-    t0 = time.perf_counter()
+    rows: list[tuple[str, float, float | None]] = [("ingest", time.perf_counter() - t0, time.process_time() - c0)]
+    t0, c0 = time.perf_counter(), time.process_time()
     report = prepare_subject(subject, PrepareConfig(stages=stages, device=device, progress=True))
-    total = time.perf_counter() - t0
+    total, total_cpu = time.perf_counter() - t0, time.process_time() - c0
+    cpu = report.get("cpu_seconds", {})
     for k, v in report["seconds"].items():
-        rows.append((k, float(v)))
+        rows.append((k, float(v), cpu.get(k)))
     if report.get("fit"):
         for k, v in (report["fit"].get("stage_seconds") or {}).items():
-            rows.append((f"  fit: {k}", float(v)))
-    rows.append(("prepare total", total))
-    rows.append(("frames", float(report["frames"]["total"])))
-    return rows
+            rows.append((f"  fit: {k}", float(v), None))
+    rows.append(("prepare total", total, total_cpu))
+    return rows, int(report["frames"]["total"])
 
 
 def main() -> int:
@@ -122,17 +124,17 @@ def main() -> int:
             clip = make_clip(args.folder, work / "clip.mp4", seconds=args.seconds, fps=args.fps, height=args.height,
                              concat=args.concat)
             print(f"made {clip} in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
-        rows = run(clip, work, args.device, stages)
-    n = int(dict(rows)["frames"])
+        rows, n = run(clip, work, args.device, stages)
+    import os
+
     import torch
 
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"\nthgs prepare on {n} frames ({args.height}p clip), device {args.device}, torch threads "
-          f"{torch.get_num_threads()}")
-    print(f"{'stage':24s} {'seconds':>9s} {'ms/frame':>9s}")
-    for name, secs in rows:
-        if name == "frames":
-            continue
-        print(f"{name:24s} {secs:9.1f} {1000 * secs / n:9.1f}")
+          f"{torch.get_num_threads()}, {os.cpu_count()} CPUs, load average {load:.1f} at the end")
+    print(f"{'stage':24s} {'seconds':>9s} {'ms/frame':>9s} {'CPU s':>9s}")
+    for name, secs, cpu in rows:
+        print(f"{name:24s} {secs:9.1f} {1000 * secs / n:9.1f} " + (f"{cpu:9.1f}" if cpu is not None else f"{'':>9s}"))
     return 0
 
 

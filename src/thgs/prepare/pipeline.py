@@ -558,12 +558,22 @@ def prepare_subject(root: str | os.PathLike, config: PrepareConfig = PrepareConf
         raise PrepareError(f"--stages must list detect (and optionally fit), got {','.join(config.stages)}")
     meta, subject = _open(root)
     run = _Run(root=root, meta=meta, subject=subject, config=config)
+    cpu: dict[str, float] = {}
+
+    def timed(name: str, fn: Callable[..., Any], *args: Any) -> Any:
+        c0 = time.process_time()  # every thread of the process: on an idle machine, cores x wall at most
+        try:
+            return fn(*args)
+        finally:
+            cpu[name] = time.process_time() - c0
+
     try:
-        det = stage_detect(run)
+        det = timed("detect", stage_detect, run)
         if after_detect is not None:
             after_detect(det)
-        shots = stage_shots(run, det)
-        fit = stage_fit(run, det, shots.valid) if "fit" in config.stages else None
+        shots = timed("shots", stage_shots, run, det)
+        fit = timed("fit", stage_fit, run, det, shots.valid) if "fit" in config.stages else None
+        c0 = time.process_time()
         t0 = time.perf_counter()
         from thgs.prepare.overlay import contact_sheet, overlay_video
 
@@ -572,12 +582,14 @@ def prepare_subject(root: str | os.PathLike, config: PrepareConfig = PrepareConf
         if config.overlay_video:
             video = overlay_video(subject, det, fit, run.cache / OVERLAY_VIDEO, progress=config.progress)
         run.seconds["overlay"] = time.perf_counter() - t0
+        cpu["overlay"] = time.process_time() - c0
         report = build_report(run, det, shots, fit)
         report["overlays"] = [str(p.relative_to(root)) for p in (sheet, video) if p is not None]
         t0 = time.perf_counter()
         stage_write(run, det, shots, fit, report)
         run.seconds["write"] = time.perf_counter() - t0
         report["seconds"] = dict(run.seconds)
+        report["cpu_seconds"] = {k: round(v, 3) for k, v in cpu.items()}
         from thgs.utils.io import write_text
 
         write_text(root / REPORT_FILE, json.dumps(json_ready(report), indent=2) + "\n")
