@@ -536,6 +536,8 @@ def format_report(report: dict[str, Any]) -> str:
             lines.append(f"             {region:7s}{fmt(b)} {fmt(a)}")
     lines.append("  seconds    " + "  ".join(
         f"{k} {v:.1f}" + (" (cached)" if k in report["cached"] else "") for k, v in report["seconds"].items()))
+    if report.get("cpu_seconds"):
+        lines.append("  CPU s      " + "  ".join(f"{k} {v:.1f}" for k, v in report["cpu_seconds"].items()))
     if fit and fit.get("stage_seconds"):
         lines.append("  fit stages " + "  ".join(f"{k} {v:.1f}" for k, v in fit["stage_seconds"].items()))
     return "\n".join(lines)
