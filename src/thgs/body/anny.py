@@ -64,8 +64,19 @@ DEFAULT_PHENOTYPE: dict[str, float] = {
     "gender": 0.5, "age": 2.0 / 3.0, "muscle": 0.5, "weight": 0.5, "height": 0.5, "proportions": 0.5,
 }
 
-#: Names of the ``shapedirs`` columns: the phenotype parameter each one changes.
+#: Names of the ``shapedirs`` columns: the phenotype parameter each one changes (a model loaded with a
+#: ``shape_basis`` has more columns after these; ``meta["shape_names"]`` lists them all).
 SHAPE_NAMES: tuple[str, ...] = PHENOTYPE_NAMES
+
+#: The MakeHuman local modifiers a per-subject proportion correction uses (anny's ``local_change_labels``):
+#: head size in three directions, upper and lower arm length, nape-to-waist (spine) length, neck height
+#: and shoulder width. Each value lies in [-1, 1]; positive applies the ``...-incr`` target, negative the
+#: opposite (``...-decr``) one, as anny does.
+PROPORTION_CHANGES: tuple[str, ...] = (
+    "head-scale-vert-incr", "head-scale-horiz-incr", "head-scale-depth-incr",
+    "measure-upperarm-length-incr", "measure-lowerarm-length-incr",
+    "measure-napetowaist-dist-incr", "measure-neck-height-incr", "measure-shoulder-dist-incr",
+)
 
 #: anny (z-up, facing -y) -> thgs (y-up, facing +z): p_thgs = FRAME @ p_anny.
 FRAME = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, -1.0, 0.0]])
@@ -136,20 +147,62 @@ def resolve_phenotype(phenotype: dict[str, float] | None = None) -> dict[str, fl
     return {k: round(out[k], 6) for k in PHENOTYPE_NAMES}
 
 
-def cache_key(phenotype: dict[str, float], anny_version: str) -> str:
-    """File name of the converted model for a resolved phenotype and an anny version."""
-    blob = json.dumps({"phenotype": phenotype, "format": CACHE_FORMAT}, sort_keys=True)
+def resolve_local_changes(local_changes: dict[str, float] | None = None) -> dict[str, float]:
+    """Local-modifier values by label (see :data:`PROPORTION_CHANGES`), rounded to 6 decimals, checked to
+    lie in [-1, 1], zeros dropped, sorted by label. Labels are checked against anny's list at conversion."""
+    out: dict[str, float] = {}
+    for key, value in (local_changes or {}).items():
+        if not isinstance(key, str) or not key:
+            raise ValueError(f"anny local_changes: labels must be non-empty strings, got {key!r}")
+        try:
+            v = float(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"anny local_changes: field {key!r} must be a number, got {value!r}") from None
+        if not (-1.0 <= v <= 1.0) or math.isnan(v):
+            raise ValueError(f"anny local_changes: field {key!r} must lie in [-1, 1], got {v}")
+        v = round(v, 6)
+        if v != 0.0:
+            out[key] = v
+    return dict(sorted(out.items()))
+
+
+def resolve_shape_basis(shape_basis: list[str] | tuple[str, ...] | None = None) -> tuple[str, ...]:
+    """Local-modifier labels whose directions are appended to ``shapedirs`` (order kept, duplicates refused)."""
+    labels = tuple(shape_basis or ())
+    if len(set(labels)) != len(labels) or not all(isinstance(x, str) and x for x in labels):
+        raise ValueError(f"anny shape_basis: labels must be distinct non-empty strings, got {list(labels)}")
+    return labels
+
+
+def basis_column_names(shape_basis: tuple[str, ...]) -> list[str]:
+    """Names of the ``shapedirs`` columns a ``shape_basis`` adds: for each label, ``"<label>"`` (towards
+    larger values) and ``"<label>:neg"`` (towards smaller values); both are meant for coefficients >= 0,
+    and the local-modifier change is the first minus the second."""
+    return [name for label in shape_basis for name in (label, f"{label}:neg")]
+
+
+def cache_key(phenotype: dict[str, float], anny_version: str, local_changes: dict[str, float] | None = None,
+              shape_basis: tuple[str, ...] = ()) -> str:
+    """File name of the converted model for a resolved phenotype (and resolved local changes / shape
+    basis, which enter the key only when not empty, so default files keep their names) and an anny version."""
+    spec: dict[str, Any] = {"phenotype": phenotype, "format": CACHE_FORMAT}
+    if local_changes:
+        spec["local_changes"] = dict(sorted(local_changes.items()))
+    if shape_basis:
+        spec["shape_basis"] = list(shape_basis)
+    blob = json.dumps(spec, sort_keys=True)
     digest = hashlib.sha256(blob.encode()).hexdigest()[:16]
     return f"anny-{anny_version}-f{CACHE_FORMAT}-{digest}.npz"
 
 
-def _find_cached(phenotype: dict[str, float], cache_dir: Path, version: str | None) -> Path | None:
+def _find_cached(phenotype: dict[str, float], cache_dir: Path, version: str | None,
+                 local_changes: dict[str, float] | None = None, shape_basis: tuple[str, ...] = ()) -> Path | None:
     """The converted file for ``phenotype``: the one for ``version`` when anny is installed, else any
     version's (newest name first) so that a machine without anny can still load a converted file."""
     if version is not None:
-        path = cache_dir / cache_key(phenotype, version)
+        path = cache_dir / cache_key(phenotype, version, local_changes, shape_basis)
         return path if path.is_file() else None
-    suffix = cache_key(phenotype, "X").split("-", 2)[2]  # "f<format>-<digest>.npz"
+    suffix = cache_key(phenotype, "X", local_changes, shape_basis).split("-", 2)[2]  # "f<format>-<digest>.npz"
     hits = sorted(cache_dir.glob(f"anny-*-{suffix}")) if cache_dir.is_dir() else []
     return hits[-1] if hits else None
 
@@ -177,25 +230,37 @@ def status() -> dict[str, Any]:
 
 
 def load(phenotype: dict[str, float] | None = None, cache_dir: str | os.PathLike | None = None,
-         device: str | torch.device = "cpu") -> BodyModel:
+         device: str | torch.device = "cpu", local_changes: dict[str, float] | None = None,
+         shape_basis: list[str] | tuple[str, ...] | None = None) -> BodyModel:
     """The anny body for ``phenotype`` (see :data:`DEFAULT_PHENOTYPE`) as a :class:`BodyModel`.
+
+    ``local_changes`` ({label: value in [-1, 1]}, e.g. ``{"head-scale-vert-incr": 0.4}``; labels from
+    anny's ``local_change_labels``, see :data:`PROPORTION_CHANGES`) are MakeHuman local modifiers applied
+    to the rest mesh and rest joints before everything else is derived from it, so the skeleton, the
+    joint regressor, the mouth definition (hence the teeth) all follow. ``shape_basis`` (labels) appends
+    two ``shapedirs`` columns per label (:func:`basis_column_names`), the derivatives towards larger and
+    smaller values, for fitting the proportions; both options are part of the converted file's name.
 
     Reads the converted file from ``cache_dir`` (default :func:`default_cache_dir`) when present, without
     importing anny; otherwise converts with anny (needs ``pip install 'thgs[anny]'``; anny's own first
     build takes about a minute) and writes the file atomically.
     """
     pheno = resolve_phenotype(phenotype)
+    changes = resolve_local_changes(local_changes)
+    basis = resolve_shape_basis(shape_basis)
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     version = _anny_version()
-    path = _find_cached(pheno, cache, version)
+    path = _find_cached(pheno, cache, version, changes, basis)
     if path is not None:
         return model_from_arrays(read_cache(path), source=str(path)).to(device)
     if version is None:
         raise RuntimeError(
-            f"anny body model: no converted file for phenotype {pheno} in {cache} and the anny package is "
+            f"anny body model: no converted file for phenotype {pheno}"
+            + (f", local changes {changes}" if changes else "") + (f", shape basis {list(basis)}" if basis else "")
+            + f" in {cache} and the anny package is "
             "not installed; install it with pip install 'thgs[anny]' (or copy a converted file there)")
-    arrays = convert(pheno)
-    path = cache / cache_key(pheno, version)
+    arrays = convert(pheno, local_changes=changes, shape_basis=basis)
+    path = cache / cache_key(pheno, version, changes, basis)
     write_cache(path, arrays)
     return model_from_arrays(arrays, source=str(path)).to(device)
 
@@ -412,9 +477,14 @@ def pose_from_anny(model: BodyModel, deltas: Tensor, atol: float = 1e-5) -> tupl
 # conversion (needs anny)
 
 
-def convert(phenotype: dict[str, float] | None = None) -> dict[str, Any]:
-    """Convert anny at ``phenotype`` into the arrays :func:`write_cache` stores (needs the anny package)."""
+def convert(phenotype: dict[str, float] | None = None, local_changes: dict[str, float] | None = None,
+            shape_basis: list[str] | tuple[str, ...] | None = None) -> dict[str, Any]:
+    """Convert anny at ``phenotype`` (and ``local_changes``, with an optional ``shape_basis``; see
+    :func:`load`) into the arrays :func:`write_cache` stores (needs the anny package)."""
     pheno = resolve_phenotype(phenotype)
+    changes = resolve_local_changes(local_changes)
+    basis = resolve_shape_basis(shape_basis)
+    need_local = bool(changes or basis)
     t_start = time.perf_counter()
     if importlib.util.find_spec("warp") is not None:  # anny imports warp; keep its start-up banner quiet
         import warp
@@ -425,15 +495,26 @@ def convert(phenotype: dict[str, float] | None = None) -> dict[str, Any]:
 
     version = _anny_version()
     t0 = time.perf_counter()
-    am = anny.Anny(facial_actions="all", pose_parameterization="local-ref", skinning_method="lbs")
+    am = anny.Anny(facial_actions="all", pose_parameterization="local-ref", skinning_method="lbs",
+                   local_changes="all" if need_local else "none")
     t_anny = time.perf_counter() - t0
     if list(am.phenotype_labels) != list(PHENOTYPE_NAMES):
         raise RuntimeError(f"anny {version}: phenotype parameters are {am.phenotype_labels}, expected {PHENOTYPE_NAMES}")
+    if need_local:
+        known = set(am.local_change_labels)
+        for label in list(changes) + list(basis):
+            if label not in known:
+                raise ValueError(f"anny local_changes: unknown label {label!r} (anny {version} has "
+                                 f"{len(known)} local modifiers, e.g. {', '.join(PROPORTION_CHANGES[:3])})")
     C = FRAME
 
-    def rest(values: dict[str, float]) -> dict[str, np.ndarray]:
+    def rest(values: dict[str, float], local: dict[str, float] = changes) -> dict[str, np.ndarray]:
+        kwargs: dict[str, Any] = {}
+        if need_local:
+            kwargs["local_changes_kwargs"] = {k: float(v) for k, v in local.items()}
         with torch.no_grad():
-            out = am(phenotype_kwargs={k: float(v) for k, v in values.items()}, pose_parameterization="local-ref")
+            out = am(phenotype_kwargs={k: float(v) for k, v in values.items()}, pose_parameterization="local-ref",
+                     **kwargs)
         return {k: out[k][0].double().cpu().numpy() for k in ("rest_vertices", "rest_bone_heads", "rest_bone_poses")}
 
     base = rest(pheno)
@@ -491,6 +572,20 @@ def convert(phenotype: dict[str, float] | None = None) -> dict[str, Any]:
         a, b = (base if lo == pheno[name] else rest({**pheno, name: lo})), rest({**pheno, name: hi})
         shapedirs[:, :, k] = (b["rest_vertices"] - a["rest_vertices"]) @ C.T / (hi - lo)
         head_dirs[:, :, k] = reorder((b["rest_bone_heads"] - a["rest_bone_heads"]) @ C.T) / (hi - lo)
+    # Proportion basis: one-sided differences in each local modifier, towards larger and smaller values
+    # (anny applies a positive and a negative target, so the two directions differ).
+    extra_v, extra_h = [], []
+    for label in basis:
+        now = changes.get(label, 0.0)
+        for sign in (1.0, -1.0):
+            # at the end of the range, extrapolate from the other side
+            flip = 1.0 if -1.0 <= now + sign * _SHAPE_STEP <= 1.0 else -1.0
+            b = rest(pheno, {**changes, label: now + flip * sign * _SHAPE_STEP})
+            extra_v.append((b["rest_vertices"] - base["rest_vertices"]) @ C.T * (flip / _SHAPE_STEP))
+            extra_h.append(reorder((b["rest_bone_heads"] - base["rest_bone_heads"]) @ C.T) * (flip / _SHAPE_STEP))
+    if basis:
+        shapedirs = np.concatenate([shapedirs, np.stack(extra_v, axis=-1)], axis=-1)
+        head_dirs = np.concatenate([head_dirs, np.stack(extra_h, axis=-1)], axis=-1)
 
     reg_index, reg_weight = fit_joint_regressor(verts, shapedirs, heads, head_dirs)
 
@@ -521,9 +616,11 @@ def convert(phenotype: dict[str, float] | None = None) -> dict[str, Any]:
     meta = {
         "anny_version": version,
         "phenotype": pheno,
+        "local_changes": changes,
+        "shape_basis": list(basis),
         "joint_names": joint_names,
         "expression_names": expr_names,
-        "shape_names": list(SHAPE_NAMES),
+        "shape_names": list(SHAPE_NAMES) + basis_column_names(basis),
         "shape_step": _SHAPE_STEP,
         "semantic_joints": semantic,
         "bone_axes": bone_axes,
@@ -777,9 +874,11 @@ __all__ = [
     "DEFAULT_PHENOTYPE",
     "FRAME",
     "PHENOTYPE_NAMES",
+    "PROPORTION_CHANGES",
     "SEMANTIC_BONES",
     "SHAPE_NAMES",
     "AnnyCacheError",
+    "basis_column_names",
     "cache_key",
     "compute_bone_axes",
     "convert",
@@ -792,7 +891,9 @@ __all__ = [
     "pose_to_anny",
     "read_cache",
     "regressor_support",
+    "resolve_local_changes",
     "resolve_phenotype",
+    "resolve_shape_basis",
     "status",
     "topological_order",
     "write_cache",
