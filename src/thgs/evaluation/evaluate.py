@@ -1,6 +1,8 @@
 """Evaluate a trained avatar on its subject: every metric of the paper's section 5.3 and Tables 3-8.
 
-For each test frame (the subject's own camera) the avatar is rendered from the frame's body parameters
+Test frames without a person (``thgs.train.data.select_frames``: ``keypoints.npz`` field ``person`` False or
+an empty mask) are skipped, as in training, and counted (``test.frame_selection``). For each other test
+frame (the subject's own camera) the avatar is rendered from the frame's body parameters
 and audio and compared with the ground-truth image composited on the training background:
 
 - full frame (Tables 3, 6): PSNR, SSIM, LPIPS (AlexNet and/or VGG16);
@@ -35,7 +37,7 @@ from thgs.evaluation.frames import frame_boxes, side_by_side
 from thgs.metrics.image import psnr, ssim
 from thgs.metrics.regions import Box
 from thgs.metrics.sync import envelope_sync, mouth_opening, opening_error, speech_envelope
-from thgs.train.data import composite, subject_camera
+from thgs.train.data import composite, select_frames, subject_camera
 
 REGIONS = ("full", "head", "mouth")
 MIN_SYNC_OVERLAP = 8  # frames of overlap envelope_sync needs at the largest shift
@@ -101,7 +103,11 @@ def summarize_rows(rows: list[dict[str, Any]], prefix: str = "") -> dict[str, fl
     return out
 
 
-def _gt(subject: Any, frame: int, background: Tensor, view: str | None = None, masks: bool = False) -> Tensor:
+def ground_truth_image(subject: Any, frame: int, background: Tensor, view: str | None = None,
+                       masks: bool = False) -> Tensor:
+    """float [H, W, 3] ground truth of ``frame`` (own camera, or the extra ``view``): the stored image
+    composited through its mask on ``background``, ``img * mask + background * (1 - mask)``, exactly as the
+    trainer composites its training frames (:class:`thgs.train.data.TrainingData`)."""
     if view is None:
         m = subject.mask(frame) if getattr(subject, "has_masks", False) else None
         img = subject.image(frame)
@@ -167,11 +173,13 @@ def evaluate_avatar(model: Any, subject: Any, background: Tensor, audio: Tensor 
     """
     o = options or EvalOptions()
     nets = tuple(o.lpips_nets)
-    frames = list(subject.split["test"])
+    selection = select_frames(subject, list(subject.split["test"]))
+    frames = selection.kept
     if o.max_frames is not None:
         frames = frames[: o.max_frames]
     if not frames:
-        raise ValueError(f"{getattr(subject, 'root', subject)}: the test split is empty")
+        raise ValueError(f"{getattr(subject, 'root', subject)}: the test split is empty"
+                         + (f" after skipping {selection.skipped} frames without a person" if selection.skipped else ""))
     cam = subject_camera(subject)
     drive = subject_drive(subject, frames, cam, audio)
     body = model.body
@@ -195,7 +203,7 @@ def evaluate_avatar(model: Any, subject: Any, background: Tensor, audio: Tensor 
             if dev.type == "cuda":
                 torch.cuda.synchronize(dev)
             render_s.append(time.perf_counter() - t0)
-            gt = _gt(subject, frame, background).to(pred.device)
+            gt = ground_truth_image(subject, frame, background).to(pred.device)
             inp = drive.inputs(t)
             boxes = frame_boxes(body, inp.pose, inp.betas, inp.expression, inp.transl, drive.camera(t))
             row: dict[str, Any] = {"view": "test", "frame": frame}
@@ -238,7 +246,8 @@ def evaluate_avatar(model: Any, subject: Any, background: Tensor, audio: Tensor 
         raise RuntimeError(f"the video writer consumed {len(rows)} of {len(frames)} test frames")
 
     test_rows = list(rows)
-    test: dict[str, Any] = {"frames": len(frames), "first_frame": frames[0], "last_frame": frames[-1]}
+    test: dict[str, Any] = {"frames": len(frames), "first_frame": frames[0], "last_frame": frames[-1],
+                            "frame_selection": selection.summary()}
     for region in REGIONS:
         prefix = "" if region == "full" else f"{region}_"
         s = summarize_rows(test_rows, prefix)
@@ -276,7 +285,7 @@ def evaluate_avatar(model: Any, subject: Any, background: Tensor, audio: Tensor 
             vrows = []
             for t, frame in enumerate(vframes):
                 pred = render_frame(model, vdrive, t, background, o.mode, o.backend)
-                gt = _gt(subject, frame, background, name, bool(info.get("masks"))).to(pred.device)
+                gt = ground_truth_image(subject, frame, background, name, bool(info.get("masks"))).to(pred.device)
                 with torch.no_grad():
                     vrows.append({"view": name, "frame": frame, **_image_metrics(pred, gt, nets)})
                 if progress is not None:
@@ -339,5 +348,5 @@ def write_eval(out_dir: str | Path, model: Any, subject: Any, background: Tensor
     return result
 
 
-__all__ = ["EVAL_CSV", "EVAL_JSON", "EVAL_VIDEO", "EvalOptions", "EvalResult", "evaluate_avatar", "rows_to_csv",
-           "summarize_rows", "write_eval"]
+__all__ = ["EVAL_CSV", "EVAL_JSON", "EVAL_VIDEO", "EvalOptions", "EvalResult", "evaluate_avatar",
+           "ground_truth_image", "rows_to_csv", "summarize_rows", "write_eval"]

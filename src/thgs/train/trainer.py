@@ -279,7 +279,8 @@ class Trainer:
         path = self.run_dir / CONFIG
         write_json(path, {"config": to_dict(self.cfg), "versions": versions(str(self.device)), "seed": self.cfg.seed,
                           "subject": {"name": getattr(self.subject, "name", None),
-                                      "root": str(getattr(self.subject, "root", ""))}})
+                                      "root": str(getattr(self.subject, "root", ""))},
+                          "frame_selection": self.data.selection.summary()})
 
     # -- checkpoints -----------------------------------------------------------------------------
     def checkpoint(self) -> dict:
