@@ -70,13 +70,33 @@ def silhouette_weights(mask: Tensor, width: int, band_weight: float = 0.0) -> Te
                        torch.ones_like(band, dtype=torch.float32))
 
 
-def normal_consistency_loss(normals: Tensor, surf_normals: Tensor, alpha: Tensor) -> Tensor:
-    """2DGS normal consistency: mean over pixels of ``alpha * (1 - <n, n_surf>)``.
+def interior_mask(alpha: Tensor, min_alpha: float) -> Tensor:
+    """[H, W, 1] float: 1 where every pixel of the 3x3 neighbourhood has ``alpha`` >= ``min_alpha``.
 
-    normals, surf_normals: [H, W, 3] (camera frame); alpha: [H, W, 1] (detached here).
+    The depth-derived normal of a pixel comes from central differences of its neighbours' depths, so it is
+    meaningful only where all of them lie on the surface; at the silhouette one neighbour is background
+    (depth 0) or a sliver of low coverage, and the difference is a jump, not a slope."""
+    a = alpha.detach()[..., 0][None, None]
+    low = -torch.nn.functional.max_pool2d(-a, 3, stride=1, padding=1)
+    return (low[0, 0] >= min_alpha).to(alpha.dtype)[..., None]
+
+
+def normal_consistency_loss(normals: Tensor, surf_normals: Tensor, alpha: Tensor, *, min_alpha: float = 0.0,
+                            detach_surface: bool = False) -> Tensor:
+    """2DGS normal consistency: mean over pixels of ``w * (1 - <n, n_surf>)`` with ``w`` the (detached) alpha.
+
+    normals: [H, W, 3] alpha-blended splat normals; surf_normals: [H, W, 3] normals of the depth map (both in
+    the camera frame, facing the camera); alpha: [H, W, 1]. ``min_alpha`` > 0 keeps only the pixels of
+    :func:`interior_mask` (silhouette pixels out); ``detach_surface`` stops the gradient through the
+    depth-derived normals, so the term turns the splats towards the surface the depth map shows but does
+    not move the geometry (nor, through it, the pose, skinning and blend shapes).
     """
-    err = 1.0 - (normals * surf_normals).sum(-1, keepdim=True)
-    return (alpha.detach() * err).mean()
+    surf = surf_normals.detach() if detach_surface else surf_normals
+    err = 1.0 - (normals * surf).sum(-1, keepdim=True)
+    w = alpha.detach()
+    if min_alpha > 0:
+        w = w * interior_mask(alpha, min_alpha)
+    return (w * err).mean()
 
 
 def vertex_loss(means: Tensor, parents: Tensor, margin: float = 0.0) -> Tensor:
@@ -101,5 +121,5 @@ class LossWeights:
     leb: float = 0.1  # LEB L2 constraint (section 5.2)
 
 
-__all__ = ["LossWeights", "d_ssim", "l1_loss", "normal_consistency_loss", "reconstruction_loss", "silhouette_band",
+__all__ = ["LossWeights", "d_ssim", "interior_mask", "l1_loss", "normal_consistency_loss", "reconstruction_loss", "silhouette_band",
            "silhouette_weights", "vertex_loss"]

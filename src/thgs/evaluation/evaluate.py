@@ -11,7 +11,9 @@ and audio and compared with the ground-truth image composited on the training ba
   (lip sync with ground truth: ``opening_mae``, ``opening_corr``);
 - offline audio-visual sync (Table 4 without weights): ``envelope_sync`` of the mouth-opening signal
   against the speech envelope, for the render AND for the ground truth (the table's first row);
-- SyncNet (Table 4: AV offset, min dist, confidence) when a SyncNet model is given, again for both.
+- SyncNet (Table 4: AV offset, min dist, confidence) when a SyncNet model is given, again for both;
+- with ``lipsync_landmarks``, the face-mesh lip-sync score of :mod:`thgs.metrics.lipsync_landmarks`
+  (mouth-opening correlation with the ground truth, lip LMD in pixels, AV offset of render and ground truth).
 
 The subject's extra ground-truth views (the synthetic subject's novel views of the test frames) are
 scored on the full frame. Rendering uses :func:`thgs.animate.render.render_frame` and the test drive
@@ -50,6 +52,7 @@ class EvalOptions:
     lpips_nets: LPIPS backbones ("alex", "vgg"; empty: no LPIPS). views: also score the subject's extra
     ground-truth views. max_frames: at most this many test frames (None: all). mode/backend: rasterization.
     max_error: the error that maps to the top of the heat map. max_offset: largest AV shift searched (frames).
+    lipsync_landmarks: also the face-mesh lip-sync score (:mod:`thgs.metrics.lipsync_landmarks`; needs mediapipe).
     """
 
     lpips_nets: tuple[str, ...] = ("alex", "vgg")
@@ -59,6 +62,7 @@ class EvalOptions:
     backend: str = "auto"
     max_error: float = 0.25
     max_offset: int = 15
+    lipsync_landmarks: bool = False
 
 
 @dataclass
@@ -136,6 +140,26 @@ def _sync_scores(render_sig: list[float], gt_sig: list[float], clip: tuple[np.nd
     return out
 
 
+def _landmark_scores(render: list, truth: list, clip: tuple[np.ndarray, int] | None, fps: float,
+                     max_offset: int) -> dict[str, Any]:
+    """The landmark lip-sync score of the two face-mesh tracks (lists of [478, 2] or None per frame)."""
+    from thgs.metrics.lipsync_landmarks import NUM_LANDMARKS, landmark_lipsync
+
+    def stack(track: list) -> np.ndarray:
+        out = np.full((len(track), NUM_LANDMARKS, 2), np.nan)
+        for t, lm in enumerate(track):
+            if lm is not None:
+                out[t] = lm
+        return out
+
+    env = None
+    if clip is not None and len(clip[0]):
+        env = speech_envelope(clip[0], clip[1], fps, len(render)).numpy()
+    out = landmark_lipsync(stack(render), stack(truth), env, max_offset)
+    out["detector"] = "mediapipe face_mesh (478 points, refined)"
+    return out
+
+
 def _syncnet_scores(syncnet: Any, render_crops: list[Tensor], gt_crops: list[Tensor],
                     clip: tuple[np.ndarray, int] | None, fps: float) -> dict[str, Any]:
     from thgs.metrics.syncnet import evaluate_sync, resample_frame_indices
@@ -191,6 +215,12 @@ def evaluate_avatar(model: Any, subject: Any, background: Tensor, audio: Tensor 
     crops_g: list[Tensor] = []
     render_s: list[float] = []
     last_face: Box | None = None
+    trackers = None
+    if o.lipsync_landmarks:
+        from thgs.metrics.lipsync_landmarks import FaceMeshTracker
+
+        trackers = (FaceMeshTracker(), FaceMeshTracker())  # render, ground truth (tracking keeps state)
+    tracks: tuple[list, list] = ([], [])
 
     def test_frames() -> Iterator[np.ndarray]:
         nonlocal mouth_all, last_face
@@ -232,16 +262,27 @@ def evaluate_avatar(model: Any, subject: Any, background: Tensor, audio: Tensor 
                     crop = [face_crop_box(face)]
                     crops_r.append(prepare_video(pred[None].float(), crop)[:, 0].round().to(torch.uint8).cpu())
                     crops_g.append(prepare_video(gt[None].float(), crop)[:, 0].round().to(torch.uint8).cpu())
+                if trackers is not None:
+                    fb = boxes.get("face") or boxes.get("head")
+                    box = fb.as_tuple() if fb is not None else None
+                    for k, img in enumerate((pred, gt)):
+                        u8 = (img.clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
+                        tracks[k].append(trackers[k].track(u8, box))
             rows.append(row)
             if progress is not None:
                 progress("test", t + 1, len(frames))
             yield side_by_side(gt, pred, o.max_error)
 
-    if video_sink is not None:
-        video_sink(test_frames(), drive)
-    else:
-        for _ in test_frames():
-            pass
+    try:
+        if video_sink is not None:
+            video_sink(test_frames(), drive)
+        else:
+            for _ in test_frames():
+                pass
+    finally:
+        if trackers is not None:
+            for tr in trackers:
+                tr.close()
     if len(rows) != len(frames):
         raise RuntimeError(f"the video writer consumed {len(rows)} of {len(frames)} test frames")
 
@@ -262,6 +303,8 @@ def evaluate_avatar(model: Any, subject: Any, background: Tensor, audio: Tensor 
         lip["with_ground_truth"]["frames"] = float(len(open_r))
     lip["av_sync"] = (_sync_scores(open_r, open_g, drive.clip, drive.fps, o.max_offset) if mouth_all
                       else {"skipped": "the mouth is off-screen in some test frames"})
+    if trackers is not None:
+        lip["landmarks"] = _landmark_scores(tracks[0], tracks[1], drive.clip, drive.fps, o.max_offset)
     if syncnet is not None:
         lip["syncnet"] = _syncnet_scores(syncnet, crops_r, crops_g, drive.clip, drive.fps)
     else:

@@ -242,8 +242,11 @@ class TrainingData:
     """
 
     def __init__(self, subject: Any, frames: list[int], *, train_size: int = 0,
-                 background: tuple[float, float, float] | None = None, audio: Tensor | None = None) -> None:
+                 background: tuple[float, float, float] | None = None, audio: Tensor | None = None,
+                 edge_band: int = 0, edge_band_weight: float = 0.0) -> None:
         self.subject = subject
+        self.edge_band = int(edge_band)
+        self.edge_band_weight = float(edge_band_weight)
         self.background = subject_background(subject, background)
         cam = subject_camera(subject)
         if train_size and train_size != cam.height:
@@ -279,6 +282,15 @@ class TrainingData:
     def image(self, frame: int, device: torch.device | str = "cpu") -> Tensor:
         """float [H, W, 3] in [0, 1] of subject frame ``frame``."""
         return self.images[self.row[frame]].to(device).float() / 255.0
+
+    def pixel_weights(self, frame: int, device: torch.device | str = "cpu") -> Tensor | None:
+        """[H, W, 1] reconstruction-loss weights of ``frame``: ``edge_band_weight`` within ``edge_band`` pixels
+        of the mask's silhouette, 1 elsewhere; None (every pixel 1) without a band or without masks."""
+        if self.edge_band <= 0 or self.masks is None:
+            return None
+        from thgs.avatar.losses import silhouette_weights
+
+        return silhouette_weights(self.mask(frame, device), self.edge_band, self.edge_band_weight)
 
     def mask(self, frame: int, device: torch.device | str = "cpu") -> Tensor | None:
         """float [H, W, 1] in [0, 1] (1 = person) of subject frame ``frame``, or None without masks."""
