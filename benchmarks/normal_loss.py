@@ -55,6 +55,7 @@ def main() -> int:
     ap.add_argument("--max-frames", type=int, default=25, help="test frames (and frames per view) to score")
     ap.add_argument("--view-stride", type=int, default=2, help="score every n-th frame of each novel view")
     ap.add_argument("--device", default="auto")
+    ap.add_argument("--train-size", type=int, default=0, help="training image height (0: the subject's)")
     args = ap.parse_args()
 
     import torch
@@ -65,7 +66,7 @@ def main() -> int:
     from thgs.train.trainer import CHECKPOINT, Trainer, load_audio_windows
 
     subject = open_subject(args.subject)
-    base = dataclasses.replace(preset(args.preset), progress=False, device=args.device)
+    base = dataclasses.replace(preset(args.preset), progress=False, device=args.device, train_size=args.train_size)
     if args.normal_start:
         base = dataclasses.replace(base, normal_start=args.normal_start)
     work = args.work

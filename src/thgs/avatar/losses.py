@@ -88,8 +88,9 @@ def normal_consistency_loss(normals: Tensor, surf_normals: Tensor, alpha: Tensor
     normals: [H, W, 3] alpha-blended splat normals; surf_normals: [H, W, 3] normals of the depth map (both in
     the camera frame, facing the camera); alpha: [H, W, 1]. ``min_alpha`` > 0 keeps only the pixels of
     :func:`interior_mask` (silhouette pixels out); ``detach_surface`` stops the gradient through the
-    depth-derived normals, so the term turns the splats towards the surface the depth map shows but does
-    not move the geometry (nor, through it, the pose, skinning and blend shapes).
+    depth-derived normals: the term then turns the splats towards the surface the depth map shows (and still
+    reaches positions and opacities through the blending weights of the splat normals), but no longer bends
+    the depth map, i.e. the geometry and, through it, the pose, skinning and blend shapes, towards the splats.
     """
     surf = surf_normals.detach() if detach_surface else surf_normals
     err = 1.0 - (normals * surf).sum(-1, keepdim=True)
