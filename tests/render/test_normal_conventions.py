@@ -1,11 +1,12 @@
 """Normal conventions of the 2DGS outputs: splat normals and depth-derived normals are both in the camera
 frame, face the camera (negative z) and agree on a surface of surface-aligned disks."""
 
+import pytest
 import torch
 
 from thgs.avatar.losses import interior_mask, normal_consistency_loss
 from thgs.render._scenes import body_like, front_camera
-from thgs.render.base import GaussianSet, render
+from thgs.render.base import Camera, GaussianSet, render
 
 
 def test_fronto_parallel_disk_faces_the_camera():
@@ -19,9 +20,14 @@ def test_fronto_parallel_disk_faces_the_camera():
     assert float(r.depth[16, 16]) == 3.0
 
 
-def test_splat_and_depth_normals_agree_on_a_body_like_surface():
+@pytest.mark.parametrize("turned", [False, True])
+def test_splat_and_depth_normals_agree_on_a_body_like_surface(turned):
     g = body_like(2000, seed=0)
-    r = render(g, front_camera(64, 64), torch.ones(3), mode="2dgs", backend="reference")
+    cam = front_camera(64, 64)
+    if turned:  # a rotated camera: both normals must still be in its frame
+        cam = Camera.look_at(torch.tensor([0.9, -0.5, 0.2]), torch.tensor([0.0, 0.0, 2.5]),
+                             torch.tensor([0.3, -1.0, 0.1]), 45.0, 64, 64)
+    r = render(g, cam, torch.ones(3), mode="2dgs", backend="reference")
     inner = interior_mask(r.alpha, 0.5)[..., 0] > 0
     assert int(inner.sum()) > 500
     n = torch.nn.functional.normalize(r.normals, dim=-1)

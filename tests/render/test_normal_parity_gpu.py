@@ -13,24 +13,37 @@ pytestmark = [
 ]
 
 
-def _scene():
-    from thgs.render._scenes import body_like, front_camera
+def _camera(kind: str):
+    from thgs.render._scenes import front_camera
+    from thgs.render.base import Camera
+
+    if kind == "front":  # identity rotation: a world/camera frame mix-up would not show here
+        return front_camera(128, 128)
+    # a camera turned about all axes (like a subject camera with world_to_cam rotation diag(1, -1, -1) and
+    # more): the backend must hand back camera-frame normals whatever the rotation
+    return Camera.look_at(torch.tensor([0.9, -0.5, 0.2]), torch.tensor([0.0, 0.0, 2.5]),
+                          torch.tensor([0.3, -1.0, 0.1]), 45.0, 128, 128)
+
+
+def _scene(kind: str):
+    from thgs.render._scenes import body_like
     from thgs.render.base import GaussianSet
 
     g = body_like(4000, seed=0)
     params = [t.cuda().requires_grad_(True) for t in (g.means, g.quats, g.scales, g.opacities, g.colors)]
-    return GaussianSet(*params), front_camera(128, 128), params
+    return GaussianSet(*params), _camera(kind), params
 
 
+@pytest.mark.parametrize("kind", ["front", "turned"])
 @pytest.mark.parametrize("min_alpha,detach", [(0.0, False), (0.5, False), (0.0, True), (0.5, True)])
-def test_normal_loss_parity(min_alpha, detach):
+def test_normal_loss_parity(kind, min_alpha, detach):
     from thgs.avatar.losses import normal_consistency_loss
     from thgs.render._parity import cosine
     from thgs.render.base import render
 
     out = {}
     for backend in ("reference", "gsplat"):
-        g, cam, params = _scene()
+        g, cam, params = _scene(kind)
         r = render(g, cam, torch.ones(3, device="cuda"), mode="2dgs", backend=backend)
         loss = normal_consistency_loss(r.normals, r.surf_normals, r.alpha, min_alpha=min_alpha, detach_surface=detach)
         grads = torch.autograd.grad(loss, params[:4], allow_unused=True)
