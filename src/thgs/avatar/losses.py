@@ -16,39 +16,100 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from thgs.metrics.image import ssim
+from thgs.metrics.image import ssim, ssim_map
 
 
-def l1_loss(pred: Tensor, target: Tensor) -> Tensor:
-    """Mean absolute error of [H, W, 3] images (scalar)."""
-    return (pred - target).abs().mean()
+def _weighted_mean(x: Tensor, weight: Tensor | None) -> Tensor:
+    """Mean of ``x`` [H, W, C], or its ``weight`` [H, W, 1]-weighted mean."""
+    if weight is None:
+        return x.mean()
+    w = weight.expand_as(x)
+    return (x * w).sum() / w.sum().clamp_min(1e-12)
 
 
-def d_ssim(pred: Tensor, target: Tensor) -> Tensor:
-    """1 - SSIM of [H, W, 3] images in [0, 1] (scalar)."""
-    return 1.0 - ssim(pred, target)
+def l1_loss(pred: Tensor, target: Tensor, weight: Tensor | None = None) -> Tensor:
+    """Mean absolute error of [H, W, 3] images (scalar); ``weight`` [H, W, 1] weights the pixels."""
+    return _weighted_mean((pred - target).abs(), weight)
 
 
-def reconstruction_loss(pred: Tensor, target: Tensor, lambda_dssim: float = 0.2) -> Tensor:
-    """Eq. 20: ``(1 - lambda) L1 + lambda D-SSIM`` for [H, W, 3] images (scalar)."""
-    loss = (1.0 - lambda_dssim) * l1_loss(pred, target)
+def d_ssim(pred: Tensor, target: Tensor, weight: Tensor | None = None) -> Tensor:
+    """1 - SSIM of [H, W, 3] images in [0, 1] (scalar); with ``weight`` [H, W, 1] the SSIM map is averaged
+    with those pixel weights."""
+    if weight is None:
+        return 1.0 - ssim(pred, target)
+    return 1.0 - _weighted_mean(ssim_map(pred, target), weight)
+
+
+def reconstruction_loss(pred: Tensor, target: Tensor, lambda_dssim: float = 0.2, weight: Tensor | None = None) -> Tensor:
+    """Eq. 20: ``(1 - lambda) L1 + lambda D-SSIM`` for [H, W, 3] images (scalar), optionally pixel-weighted
+    (``weight`` [H, W, 1], e.g. :func:`silhouette_weights`)."""
+    loss = (1.0 - lambda_dssim) * l1_loss(pred, target, weight)
     if lambda_dssim > 0:
-        loss = loss + lambda_dssim * d_ssim(pred, target)
+        loss = loss + lambda_dssim * d_ssim(pred, target, weight)
     return loss
 
 
-def normal_consistency_loss(normals: Tensor, surf_normals: Tensor, alpha: Tensor) -> Tensor:
-    """2DGS normal consistency: mean over pixels of ``alpha * (1 - <n, n_surf>)``.
+def silhouette_band(mask: Tensor, width: int) -> Tensor:
+    """[H, W, 1] bool: pixels within ``width`` pixels of the mask's silhouette (the binary mask >= 0.5
+    dilated minus eroded by a (2 width + 1)^2 square). ``mask`` is [H, W, 1] or [H, W] in [0, 1]."""
+    m = mask[..., 0] if mask.dim() == 3 else mask
+    fg = (m >= 0.5).to(torch.float32)[None, None]
+    k = 2 * int(width) + 1
+    dil = torch.nn.functional.max_pool2d(fg, k, stride=1, padding=int(width))
+    ero = -torch.nn.functional.max_pool2d(-fg, k, stride=1, padding=int(width))
+    return (dil - ero > 0.5)[0, 0, ..., None]
 
-    normals, surf_normals: [H, W, 3] (camera frame); alpha: [H, W, 1] (detached here).
+
+def silhouette_weights(mask: Tensor, width: int, band_weight: float = 0.0) -> Tensor:
+    """[H, W, 1] pixel weights: ``band_weight`` in the :func:`silhouette_band` of ``mask``, 1 elsewhere.
+
+    Down-weights the pixels where a real video's mask is least trustworthy (hair, motion blur, a matting
+    error of a few pixels), so the avatar is not pulled towards a wrong outline or the raw background."""
+    band = silhouette_band(mask, width)
+    return torch.where(band, torch.full_like(band, band_weight, dtype=torch.float32),
+                       torch.ones_like(band, dtype=torch.float32))
+
+
+def interior_mask(alpha: Tensor, min_alpha: float) -> Tensor:
+    """[H, W, 1] float: 1 where every pixel of the 3x3 neighbourhood has ``alpha`` >= ``min_alpha``.
+
+    The depth-derived normal of a pixel comes from central differences of its neighbours' depths, so it is
+    meaningful only where all of them lie on the surface; at the silhouette one neighbour is background
+    (depth 0) or a sliver of low coverage, and the difference is a jump, not a slope."""
+    a = alpha.detach()[..., 0][None, None]
+    low = -torch.nn.functional.max_pool2d(-a, 3, stride=1, padding=1)
+    return (low[0, 0] >= min_alpha).to(alpha.dtype)[..., None]
+
+
+def normal_consistency_loss(normals: Tensor, surf_normals: Tensor, alpha: Tensor, *, min_alpha: float = 0.0,
+                            detach_surface: bool = False) -> Tensor:
+    """2DGS normal consistency: mean over pixels of ``w * (1 - <n, n_surf>)`` with ``w`` the (detached) alpha.
+
+    normals: [H, W, 3] alpha-blended splat normals; surf_normals: [H, W, 3] normals of the depth map (both in
+    the camera frame, facing the camera); alpha: [H, W, 1]. ``min_alpha`` > 0 keeps only the pixels of
+    :func:`interior_mask` (silhouette pixels out); ``detach_surface`` stops the gradient through the
+    depth-derived normals: the term then turns the splats towards the surface the depth map shows (and still
+    reaches positions and opacities through the blending weights of the splat normals), but no longer bends
+    the depth map, i.e. the geometry and, through it, the pose, skinning and blend shapes, towards the splats.
     """
-    err = 1.0 - (normals * surf_normals).sum(-1, keepdim=True)
-    return (alpha.detach() * err).mean()
+    surf = surf_normals.detach() if detach_surface else surf_normals
+    err = 1.0 - (normals * surf).sum(-1, keepdim=True)
+    w = alpha.detach()
+    if min_alpha > 0:
+        w = w * interior_mask(alpha, min_alpha)
+    return (w * err).mean()
 
 
-def vertex_loss(means: Tensor, parents: Tensor) -> Tensor:
-    """Eq. 19: mean squared distance of each canonical Gaussian [N, 3] to its parent vertex [N, 3]."""
-    return (means - parents).square().sum(-1).mean()
+def vertex_loss(means: Tensor, parents: Tensor, margin: float = 0.0) -> Tensor:
+    """Eq. 19: mean squared distance of each canonical Gaussian [N, 3] to its parent vertex [N, 3].
+
+    With ``margin`` > 0 only the distance beyond ``margin`` counts (``max(0, d - margin)^2``): Gaussians may
+    move that far from the body model's surface for free (hair, loose clothes), and are held as before
+    beyond it."""
+    if margin <= 0:
+        return (means - parents).square().sum(-1).mean()
+    d = (means - parents).square().sum(-1).clamp_min(1e-20).sqrt()
+    return (d - margin).clamp_min(0).square().mean()
 
 
 @dataclass
@@ -61,4 +122,5 @@ class LossWeights:
     leb: float = 0.1  # LEB L2 constraint (section 5.2)
 
 
-__all__ = ["LossWeights", "d_ssim", "l1_loss", "normal_consistency_loss", "reconstruction_loss", "vertex_loss"]
+__all__ = ["LossWeights", "d_ssim", "interior_mask", "l1_loss", "normal_consistency_loss", "reconstruction_loss", "silhouette_band",
+           "silhouette_weights", "vertex_loss"]

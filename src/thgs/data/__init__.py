@@ -10,7 +10,7 @@
 The format is described in ``docs/data-format.md``.
 """
 
-from thgs.data.format import FORMAT_NAME, FORMAT_VERSION, SubjectError, default_split
+from thgs.data.format import FORMAT_NAME, FORMAT_VERSION, SubjectError, default_split, video_split
 from thgs.data.subject import FolderSubject, Subject, open_subject, register_layout, registered_layouts
 from thgs.data.writer import SubjectWriter, add_features, write_subject
 
@@ -26,5 +26,6 @@ __all__ = [
     "open_subject",
     "register_layout",
     "registered_layouts",
+    "video_split",
     "write_subject",
 ]

@@ -120,6 +120,36 @@ def default_split(num_frames: int) -> dict[str, list[int]]:
     return {"train": list(range(0, cut, 4)), "test": list(range(cut, n))}
 
 
+SHORT_CLIP_SECONDS = 60.0
+"""Videos shorter than this use the short-clip rule of :func:`video_split`."""
+
+
+def video_split(num_frames: int, fps: float, *, test_fraction: float = 0.2) -> dict[str, list[int]]:
+    """The split of a recorded video: the paper's rule for long videos, a denser one for short clips.
+
+    - at least :data:`SHORT_CLIP_SECONDS` long: :func:`default_split` (last sixth held out, every 4th frame
+      of the rest trains; 60 s at 30 fps gives 375 training frames);
+    - shorter: the last ``test_fraction`` (20%) of the frames is the test set and *every* frame before it
+      trains (a 20 s clip at 25 fps: 400 training, 100 test frames; every 4th would leave 100).
+
+    The test set is at least one frame when there are two frames or more.
+    """
+    n = int(num_frames)
+    if n < 1:
+        raise ValueError(f"video_split: num_frames must be >= 1, got {num_frames}")
+    if not fps > 0:
+        raise ValueError(f"video_split: fps must be positive, got {fps}")
+    if not 0.0 < test_fraction < 1.0:
+        raise ValueError(f"video_split: test_fraction must be in (0, 1), got {test_fraction}")
+    if n / fps >= SHORT_CLIP_SECONDS:
+        return default_split(n)
+    n_test = int(round(n * test_fraction))
+    if n_test == 0 and n >= 2:
+        n_test = 1
+    cut = n - n_test
+    return {"train": list(range(cut)), "test": list(range(cut, n))}
+
+
 # ----------------------------------------------------------------------------------------------- types
 
 

@@ -1,6 +1,8 @@
 """Evaluate a trained avatar on its subject: every metric of the paper's section 5.3 and Tables 3-8.
 
-For each test frame (the subject's own camera) the avatar is rendered from the frame's body parameters
+Test frames without a person (``thgs.train.data.select_frames``: ``keypoints.npz`` field ``person`` False or
+an empty mask) are skipped, as in training, and counted (``test.frame_selection``). For each other test
+frame (the subject's own camera) the avatar is rendered from the frame's body parameters
 and audio and compared with the ground-truth image composited on the training background:
 
 - full frame (Tables 3, 6): PSNR, SSIM, LPIPS (AlexNet and/or VGG16);
@@ -9,7 +11,9 @@ and audio and compared with the ground-truth image composited on the training ba
   (lip sync with ground truth: ``opening_mae``, ``opening_corr``);
 - offline audio-visual sync (Table 4 without weights): ``envelope_sync`` of the mouth-opening signal
   against the speech envelope, for the render AND for the ground truth (the table's first row);
-- SyncNet (Table 4: AV offset, min dist, confidence) when a SyncNet model is given, again for both.
+- SyncNet (Table 4: AV offset, min dist, confidence) when a SyncNet model is given, again for both;
+- with ``lipsync_landmarks``, the face-mesh lip-sync score of :mod:`thgs.metrics.lipsync_landmarks`
+  (mouth-opening correlation with the ground truth, lip LMD in pixels, AV offset of render and ground truth).
 
 The subject's extra ground-truth views (the synthetic subject's novel views of the test frames) are
 scored on the full frame. Rendering uses :func:`thgs.animate.render.render_frame` and the test drive
@@ -35,7 +39,7 @@ from thgs.evaluation.frames import frame_boxes, side_by_side
 from thgs.metrics.image import psnr, ssim
 from thgs.metrics.regions import Box
 from thgs.metrics.sync import envelope_sync, mouth_opening, opening_error, speech_envelope
-from thgs.train.data import composite, subject_camera
+from thgs.train.data import composite, select_frames, subject_camera
 
 REGIONS = ("full", "head", "mouth")
 MIN_SYNC_OVERLAP = 8  # frames of overlap envelope_sync needs at the largest shift
@@ -48,6 +52,7 @@ class EvalOptions:
     lpips_nets: LPIPS backbones ("alex", "vgg"; empty: no LPIPS). views: also score the subject's extra
     ground-truth views. max_frames: at most this many test frames (None: all). mode/backend: rasterization.
     max_error: the error that maps to the top of the heat map. max_offset: largest AV shift searched (frames).
+    lipsync_landmarks: also the face-mesh lip-sync score (:mod:`thgs.metrics.lipsync_landmarks`; needs mediapipe).
     """
 
     lpips_nets: tuple[str, ...] = ("alex", "vgg")
@@ -57,6 +62,7 @@ class EvalOptions:
     backend: str = "auto"
     max_error: float = 0.25
     max_offset: int = 15
+    lipsync_landmarks: bool = False
 
 
 @dataclass
@@ -101,7 +107,11 @@ def summarize_rows(rows: list[dict[str, Any]], prefix: str = "") -> dict[str, fl
     return out
 
 
-def _gt(subject: Any, frame: int, background: Tensor, view: str | None = None, masks: bool = False) -> Tensor:
+def ground_truth_image(subject: Any, frame: int, background: Tensor, view: str | None = None,
+                       masks: bool = False) -> Tensor:
+    """float [H, W, 3] ground truth of ``frame`` (own camera, or the extra ``view``): the stored image
+    composited through its mask on ``background``, ``img * mask + background * (1 - mask)``, exactly as the
+    trainer composites its training frames (:class:`thgs.train.data.TrainingData`)."""
     if view is None:
         m = subject.mask(frame) if getattr(subject, "has_masks", False) else None
         img = subject.image(frame)
@@ -127,6 +137,26 @@ def _sync_scores(render_sig: list[float], gt_sig: list[float], clip: tuple[np.nd
             out[name] = envelope_sync(torch.tensor(sig, dtype=torch.float32), env, max_offset=k).as_dict()
         except ValueError as exc:
             out[name] = {"skipped": str(exc)}
+    return out
+
+
+def _landmark_scores(render: list, truth: list, clip: tuple[np.ndarray, int] | None, fps: float,
+                     max_offset: int) -> dict[str, Any]:
+    """The landmark lip-sync score of the two face-mesh tracks (lists of [478, 2] or None per frame)."""
+    from thgs.metrics.lipsync_landmarks import NUM_LANDMARKS, landmark_lipsync
+
+    def stack(track: list) -> np.ndarray:
+        out = np.full((len(track), NUM_LANDMARKS, 2), np.nan)
+        for t, lm in enumerate(track):
+            if lm is not None:
+                out[t] = lm
+        return out
+
+    env = None
+    if clip is not None and len(clip[0]):
+        env = speech_envelope(clip[0], clip[1], fps, len(render)).numpy()
+    out = landmark_lipsync(stack(render), stack(truth), env, max_offset)
+    out["detector"] = "mediapipe face_mesh (478 points, refined)"
     return out
 
 
@@ -167,11 +197,13 @@ def evaluate_avatar(model: Any, subject: Any, background: Tensor, audio: Tensor 
     """
     o = options or EvalOptions()
     nets = tuple(o.lpips_nets)
-    frames = list(subject.split["test"])
+    selection = select_frames(subject, list(subject.split["test"]))
+    frames = selection.kept
     if o.max_frames is not None:
         frames = frames[: o.max_frames]
     if not frames:
-        raise ValueError(f"{getattr(subject, 'root', subject)}: the test split is empty")
+        raise ValueError(f"{getattr(subject, 'root', subject)}: the test split is empty"
+                         + (f" after skipping {selection.skipped} frames without a person" if selection.skipped else ""))
     cam = subject_camera(subject)
     drive = subject_drive(subject, frames, cam, audio)
     body = model.body
@@ -183,6 +215,12 @@ def evaluate_avatar(model: Any, subject: Any, background: Tensor, audio: Tensor 
     crops_g: list[Tensor] = []
     render_s: list[float] = []
     last_face: Box | None = None
+    trackers = None
+    if o.lipsync_landmarks:
+        from thgs.metrics.lipsync_landmarks import FaceMeshTracker
+
+        trackers = (FaceMeshTracker(), FaceMeshTracker())  # render, ground truth (tracking keeps state)
+    tracks: tuple[list, list] = ([], [])
 
     def test_frames() -> Iterator[np.ndarray]:
         nonlocal mouth_all, last_face
@@ -195,7 +233,7 @@ def evaluate_avatar(model: Any, subject: Any, background: Tensor, audio: Tensor 
             if dev.type == "cuda":
                 torch.cuda.synchronize(dev)
             render_s.append(time.perf_counter() - t0)
-            gt = _gt(subject, frame, background).to(pred.device)
+            gt = ground_truth_image(subject, frame, background).to(pred.device)
             inp = drive.inputs(t)
             boxes = frame_boxes(body, inp.pose, inp.betas, inp.expression, inp.transl, drive.camera(t))
             row: dict[str, Any] = {"view": "test", "frame": frame}
@@ -224,21 +262,33 @@ def evaluate_avatar(model: Any, subject: Any, background: Tensor, audio: Tensor 
                     crop = [face_crop_box(face)]
                     crops_r.append(prepare_video(pred[None].float(), crop)[:, 0].round().to(torch.uint8).cpu())
                     crops_g.append(prepare_video(gt[None].float(), crop)[:, 0].round().to(torch.uint8).cpu())
+                if trackers is not None:
+                    fb = boxes.get("face") or boxes.get("head")
+                    box = fb.as_tuple() if fb is not None else None
+                    for k, img in enumerate((pred, gt)):
+                        u8 = (img.clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
+                        tracks[k].append(trackers[k].track(u8, box))
             rows.append(row)
             if progress is not None:
                 progress("test", t + 1, len(frames))
             yield side_by_side(gt, pred, o.max_error)
 
-    if video_sink is not None:
-        video_sink(test_frames(), drive)
-    else:
-        for _ in test_frames():
-            pass
+    try:
+        if video_sink is not None:
+            video_sink(test_frames(), drive)
+        else:
+            for _ in test_frames():
+                pass
+    finally:
+        if trackers is not None:
+            for tr in trackers:
+                tr.close()
     if len(rows) != len(frames):
         raise RuntimeError(f"the video writer consumed {len(rows)} of {len(frames)} test frames")
 
     test_rows = list(rows)
-    test: dict[str, Any] = {"frames": len(frames), "first_frame": frames[0], "last_frame": frames[-1]}
+    test: dict[str, Any] = {"frames": len(frames), "first_frame": frames[0], "last_frame": frames[-1],
+                            "frame_selection": selection.summary()}
     for region in REGIONS:
         prefix = "" if region == "full" else f"{region}_"
         s = summarize_rows(test_rows, prefix)
@@ -253,6 +303,8 @@ def evaluate_avatar(model: Any, subject: Any, background: Tensor, audio: Tensor 
         lip["with_ground_truth"]["frames"] = float(len(open_r))
     lip["av_sync"] = (_sync_scores(open_r, open_g, drive.clip, drive.fps, o.max_offset) if mouth_all
                       else {"skipped": "the mouth is off-screen in some test frames"})
+    if trackers is not None:
+        lip["landmarks"] = _landmark_scores(tracks[0], tracks[1], drive.clip, drive.fps, o.max_offset)
     if syncnet is not None:
         lip["syncnet"] = _syncnet_scores(syncnet, crops_r, crops_g, drive.clip, drive.fps)
     else:
@@ -276,7 +328,7 @@ def evaluate_avatar(model: Any, subject: Any, background: Tensor, audio: Tensor 
             vrows = []
             for t, frame in enumerate(vframes):
                 pred = render_frame(model, vdrive, t, background, o.mode, o.backend)
-                gt = _gt(subject, frame, background, name, bool(info.get("masks"))).to(pred.device)
+                gt = ground_truth_image(subject, frame, background, name, bool(info.get("masks"))).to(pred.device)
                 with torch.no_grad():
                     vrows.append({"view": name, "frame": frame, **_image_metrics(pred, gt, nets)})
                 if progress is not None:
@@ -339,5 +391,5 @@ def write_eval(out_dir: str | Path, model: Any, subject: Any, background: Tensor
     return result
 
 
-__all__ = ["EVAL_CSV", "EVAL_JSON", "EVAL_VIDEO", "EvalOptions", "EvalResult", "evaluate_avatar", "rows_to_csv",
-           "summarize_rows", "write_eval"]
+__all__ = ["EVAL_CSV", "EVAL_JSON", "EVAL_VIDEO", "EvalOptions", "EvalResult", "evaluate_avatar",
+           "ground_truth_image", "rows_to_csv", "summarize_rows", "write_eval"]

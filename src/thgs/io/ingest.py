@@ -39,7 +39,8 @@ def ingest_video(video: str | os.PathLike, out_dir: str | os.PathLike, *, start:
                  body: dict[str, Any] | None = None, expected_frames: int | None = None,
                  source: str | None = None, pad_audio: bool = False) -> Path:
     """Decode ``video`` into a new subject at ``out_dir`` (streamed frame by frame through
-    :class:`thgs.data.writer.SubjectWriter`, so nothing partial is left on failure).
+    :class:`thgs.data.writer.SubjectWriter`, so nothing partial is left on failure). The train/test split is
+    :func:`thgs.data.format.video_split` (the paper's for videos of 60 s or more, else the last 20% held out).
 
     Args:
         start: seconds skipped at the beginning. max_seconds: at most this much is kept.
@@ -57,6 +58,7 @@ def ingest_video(video: str | os.PathLike, out_dir: str | os.PathLike, *, start:
     """
     from tqdm import tqdm
 
+    from thgs.data.format import video_split
     from thgs.data.writer import SubjectWriter
 
     video, out_dir = Path(video), Path(out_dir)
@@ -114,4 +116,4 @@ def ingest_video(video: str | os.PathLike, out_dir: str | os.PathLike, *, start:
             source += f" [audio end padded with {short:.3f} s of silence]"
         cam = camera(width, out_h) if camera is not None else guess_camera(width, out_h)
         return writer.finish(camera=cam, audio=(audio, 16000), name=name, source=source, params=params,
-                             body=body)
+                             body=body, split=video_split(writer.num_frames, out_fps))

@@ -81,7 +81,17 @@ class TrainConfig:
     lambda_dssim: float = option(0.2, help="D-SSIM weight lambda_1 of Eq. 20")
     normal_start: int = option(7000, help="step the 2DGS normal-consistency loss starts (refinement stage)")
     normal_weight: float = option(0.05, help="normal-consistency loss weight")
+    normal_min_alpha: float = option(0.0, help="normal loss only where the 3x3 neighbourhood's coverage is at "
+                                               "least this (0: every pixel, silhouette included)")
+    normal_detach_depth: bool = option(False, help="no gradient through the depth-derived normals (the normal "
+                                                   "loss turns the splats, it does not move the geometry)")
     vertex_weight: float = option(0.01, help="vertex-to-parent loss weight lambda_2 (Eq. 19, 21)")
+    vertex_margin: float = option(0.0, help="distance (metres for a 1.7 m body, scaled by the body's height) a "
+                                            "Gaussian may move from its parent vertex before the vertex loss "
+                                            "counts it (hair, loose clothes); 0: Eq. 19 as written")
+    edge_band: int = option(0, help="width in training pixels of the band around the mask's silhouette whose "
+                                    "pixels the reconstruction loss down-weights (0: off; needs masks)")
+    edge_band_weight: float = option(0.0, help="weight of the silhouette band's pixels in the reconstruction loss")
     leb_weight: float = option(0.1, help="LEB L2 constraint weight (section 5.2)")
     skinning_tv_weight: float = option(1.0, help="total-variation weight on the skinning-grid residual (once it starts)")
     # -- densification ---------------------------------------------------------------------

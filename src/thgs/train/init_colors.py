@@ -3,7 +3,9 @@
 For a few training frames spread over the sequence, every canonical Gaussian is posed, projected and
 tested for visibility: it must lie within ``depth_tol`` of the rendered depth
 at its pixel (so occluded Gaussians do not take the colour of what is in front of them), and the
-rendered coverage there must exceed one half. Its colour is
+rendered coverage there must exceed one half. When the subject has masks, the pixel must also lie inside
+the person's mask, eroded by ``mask_erode`` pixels: with an imperfect body fit (real video) a Gaussian that
+projects beside the person would otherwise take the background's colour. Its colour is
 the mean of the ground-truth pixel colours over the frames where it was visible; Gaussians never seen
 get the mean colour of the ones that were. Only the SH DC term is set.
 """
@@ -30,7 +32,7 @@ def _bilinear(img: Tensor, xy: Tensor) -> Tensor:
 @torch.no_grad()
 def init_colors_from_frames(model: THGSAvatar, data: TrainingData, camera: Camera, background: Tensor,
                             num_frames: int = 8, mode: str = "3dgs", backend: str = "auto",
-                            depth_tol: float = 0.03) -> int:
+                            depth_tol: float = 0.03, mask_erode: int = 1) -> int:
     """Set every Gaussian's base colour from ``num_frames`` training frames; returns how many were seen."""
     dev = model.state["means"].device
     frames = data.frames
@@ -54,6 +56,16 @@ def init_colors_from_frames(model: THGSAvatar, data: TrainingData, camera: Camer
         depth = _bilinear(res.depth.expand(-1, -1, 3), xy)[:, 0]
         alpha = _bilinear(res.alpha.expand(-1, -1, 3), xy)[:, 0]
         visible = inside & (alpha > 0.5) & (z <= depth + tol)
+        mask = data.mask(f, dev) if hasattr(data, "mask") else None
+        if mask is not None:
+            person = (mask[..., 0] >= 0.5).float()[None, None]
+            if mask_erode > 0:
+                k = 2 * mask_erode + 1
+                person = -torch.nn.functional.max_pool2d(-person, k, stride=1, padding=mask_erode)
+            px = xy.floor().long()
+            px[:, 0] = px[:, 0].clamp(0, camera.width - 1)
+            px[:, 1] = px[:, 1].clamp(0, camera.height - 1)
+            visible &= person[0, 0][px[:, 1], px[:, 0]] > 0.5
         gt = data.image(f, dev)
         col = _bilinear(gt, xy)
         acc[visible] += col[visible]

@@ -32,7 +32,7 @@ import torch
 
 from thgs.avatar import densify as D
 from thgs.avatar import losses as L
-from thgs.avatar.gaussians import InitOptions, body_height
+from thgs.avatar.gaussians import InitOptions, body_height, body_scale
 from thgs.avatar.model import GROUPS, AvatarOptions, THGSAvatar
 from thgs.avatar.refine import exponential_lr
 from thgs.config import from_dict, to_dict
@@ -135,7 +135,8 @@ class Trainer:
         _seed_everything(cfg.seed)
         audio = load_audio_windows(subject, cfg)
         self.data = TrainingData(subject, list(subject.split["train"]), train_size=cfg.train_size,
-                                 background=cfg.background, audio=audio.to(self.device) if audio is not None else None)
+                                 background=cfg.background, audio=audio.to(self.device) if audio is not None else None,
+                                 edge_band=cfg.edge_band, edge_band_weight=cfg.edge_band_weight)
         self.params = self.data.params.to(self.device)
         self.camera = self.data.camera.to(self.device)
         self.background = self.data.background.to(self.device)
@@ -214,11 +215,12 @@ class Trainer:
         res = render(out.gaussians, self.camera, self.background, mode=c.mode, backend=self.backend)
         if res.means2d is not None and res.means2d.requires_grad:
             res.means2d.retain_grad()
-        recon = L.reconstruction_loss(res.rgb, gt, self.weights.dssim)
+        recon = L.reconstruction_loss(res.rgb, gt, self.weights.dssim, self.data.pixel_weights(frame, self.device))
         loss = recon
         terms = {"recon": float(recon.detach())}
         if self.weights.vertex > 0:
-            v = L.vertex_loss(out.canonical_means, self.model.parent_positions())
+            v = L.vertex_loss(out.canonical_means, self.model.parent_positions(),
+                              margin=c.vertex_margin * body_scale(self.model.body))
             loss = loss + self.weights.vertex * v
             terms["vertex"] = float(v.detach())
         if self.model.leb is not None and self.model.active["blendshapes"] and self.weights.leb > 0:
@@ -232,7 +234,8 @@ class Trainer:
             terms["skinning_tv"] = float(tv.detach())
         if (c.mode == "2dgs" and step >= c.normal_start and self.weights.normal > 0 and res.normals is not None
                 and res.surf_normals is not None):
-            n = L.normal_consistency_loss(res.normals, res.surf_normals, res.alpha)
+            n = L.normal_consistency_loss(res.normals, res.surf_normals, res.alpha, min_alpha=c.normal_min_alpha,
+                                          detach_surface=c.normal_detach_depth)
             loss = loss + self.weights.normal * n
             terms["normal"] = float(n.detach())
         self.gauss_opt.zero_grad(set_to_none=True)
@@ -308,7 +311,8 @@ class Trainer:
                           "subject": subject_record(getattr(self.subject, "root", None), self.run_dir,
                                                     getattr(self.subject, "name", None)),
                           "rasterizer": {"backend": self.cfg.backend, "used": self.backend,
-                                         **({"note": self.backend_note} if self.backend_note else {})}})
+                                         **({"note": self.backend_note} if self.backend_note else {})}},
+                          "frame_selection": self.data.selection.summary()})
 
     # -- checkpoints -----------------------------------------------------------------------------
     def checkpoint(self) -> dict:
