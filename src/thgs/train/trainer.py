@@ -311,7 +311,7 @@ class Trainer:
                           "subject": subject_record(getattr(self.subject, "root", None), self.run_dir,
                                                     getattr(self.subject, "name", None)),
                           "rasterizer": {"backend": self.cfg.backend, "used": self.backend,
-                                         **({"note": self.backend_note} if self.backend_note else {})}},
+                                         **({"note": self.backend_note} if self.backend_note else {})},
                           "frame_selection": self.data.selection.summary()})
 
     # -- checkpoints -----------------------------------------------------------------------------
