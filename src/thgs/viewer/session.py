@@ -120,7 +120,8 @@ def open_session(run: Path, data: Path | None = None, audio: Path | None = None,
     except RuntimeError as exc:
         raise UserError(f"--device: {exc}") from None
     model, cfg, ckpt = _load_checkpoint(path, subject, dev)
-    ns = argparse.Namespace(size=0, audio=audio, motion=motion, expression=None, frames=frames, orbit=False, yaw=0.0)
+    ns = argparse.Namespace(run=run, size=0, audio=audio, motion=motion, expression=None, frames=frames, orbit=False,
+                            yaw=0.0)
     try:
         drive = build_drive(ns, model, cfg, subject)
     except DriveError as exc:
