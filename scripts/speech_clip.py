@@ -49,7 +49,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seconds", type=float, default=6.0)
     ap.add_argument("--seed", type=int, default=2027, help="speech synthesiser seed (not the subject's)")
     ap.add_argument("--cells", type=int, default=12, help="frames on the sheet")
-    ap.add_argument("--columns", type=int, default=6)
+    ap.add_argument("--columns", type=int, default=4)
+    ap.add_argument("--reuse", action="store_true", help="keep OUT/clip.mp4 and OUT/frames/ when they exist")
     ap.add_argument("--sheet", type=Path, default=None, help="contact sheet PNG (default: OUT/contact_sheet.png)")
     args = ap.parse_args(argv)
 
@@ -71,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     samples, _ = synthesize_speech(args.seconds, seed=args.seed)
     wav = write_wav(out / "speech.wav", np.asarray(samples, np.float32), SAMPLE_RATE)
     frames_dir = out / "frames"
-    rc = thgs(["render", str(args.run), "--audio", str(wav), "--out", str(out / "clip.mp4"), "--png-dir",
+    rc = 0 if (args.reuse and (out / "clip.mp4").is_file() and frames_dir.is_dir()) else thgs(["render", str(args.run), "--audio", str(wav), "--out", str(out / "clip.mp4"), "--png-dir",
                str(frames_dir)])
     if rc:
         return rc
@@ -96,9 +97,10 @@ def main(argv: list[str] | None = None) -> int:
         full = _fit(img, 192)
         if face is not None:
             cx, cy = (face.x0 + face.x1) / 2, (face.y0 + face.y1) / 2
-            half = max(face.width, face.height) * 0.6
-            x0, y0 = int(max(0, cx - half)), int(max(0, cy - half))
-            crop = img[y0:int(cy + half), x0:int(cx + half)]
+            half = int(max(face.width, face.height) * 0.6)
+            padded = np.pad(img, ((half, half), (half, half), (0, 0)), constant_values=255)
+            x0, y0 = int(cx), int(cy)  # the centre, in the padded image's offset coordinates
+            crop = padded[y0:y0 + 2 * half, x0:x0 + 2 * half]
             close = _fit(crop, 192)
         else:
             close = np.full((192, 192, 3), 255, np.uint8)
