@@ -65,3 +65,26 @@ def test_benchmark_prints_fps(toy_run, capsys):
 def test_view_refuses_missing_run(tmp_path, capsys):
     assert main(["view", str(tmp_path / "nope")]) == 2
     assert "nope" in capsys.readouterr().err
+
+
+def test_load_speech_replaces_the_sequence_and_its_sound(toy_session, tmp_path):
+    from viser._gui_handles import UploadedFile
+
+    from thgs.io.audio_io import write_wav
+    from thgs.synth.speech import synthesize_speech
+    from thgs.viewer.app import ViewerApp
+
+    x, _ = synthesize_speech(1.6, seed=3)
+    write_wav(tmp_path / "s.wav", np.asarray(x, np.float32), 16000)
+    app = ViewerApp(toy_session, port=0)
+    try:
+        before = app.audio_el.content
+        app._on_speech(UploadedFile(name="s.wav", content=(tmp_path / "s.wav").read_bytes()))
+        assert app.session.num_frames == 40 and app.timeline.max == 39
+        assert app.session.drive.extras["speech"]["body"] == "replay"
+        assert app.audio_el.content != before and "data:audio/wav;base64," in app.audio_el.content
+        assert app.state.frame == 0
+        app._on_speech(UploadedFile(name="bad.wav", content=b"not audio"))
+        assert "bad.wav" in app.stats_text.content and app.session.num_frames == 40
+    finally:
+        app.stop()

@@ -20,7 +20,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, required=True, help="output video (.mp4)")
     parser.add_argument("--data", type=Path, default=None,
                         help="subject folder for camera, background and test split (default: the training subject)")
-    parser.add_argument("--audio", type=Path, default=None, help="speech audio (WAV or any file with sound) to drive SAAM")
+    parser.add_argument("--audio", type=Path, default=None, help="speech audio (WAV, MP3, MP4 or any file with sound) to drive the face (speech model, SAAM) "
+                             "and, without --motion, the body (replayed training motion); see docs/speech-driving.md")
     parser.add_argument("--motion", type=Path, default=None,
                         help="per-frame body poses: our params.npz format or an SMPL-X .npz (global_orient, body_pose, ...)")
     parser.add_argument("--expression", default=None,
@@ -117,31 +118,43 @@ def build_drive(args: argparse.Namespace, model, cfg, subject):
         except AudioError as exc:
             raise UserError(str(exc)) from None
         clip = (np.asarray(samples, np.float32), int(sr))
-    if args.motion is not None:
+    face = None
+    if clip is not None:  # speech drives the face (and, without --motion, the body): thgs.animate.speech
+        from thgs.animate.speech import run_speech_face, speech_drive, summary
+
+        face = run_speech_face(getattr(args, "run", None), model, cfg, subject)
+        if face is not None:
+            print(summary(face))
+    if args.motion is not None and clip is not None:
+        m = load_motion(args.motion, body.num_joints, body.num_expressions)
+        drive = speech_drive(model, subject, clip, cam, face=face, motion=m,
+                             saam_encoder=cfg.audio_encoder if model.saam is not None else None)
+    elif args.motion is not None:
         m = load_motion(args.motion, body.num_joints, body.num_expressions)
         T = int(m["pose"].shape[0])
         drive = Drive(pose=m["pose"], transl=m["transl"],
                       betas=m.get("betas", torch.as_tensor(np.asarray(p["betas"]), dtype=torch.float32).reshape(-1)),
                       expression=m.get("expression", torch.zeros(T, body.num_expressions)), fps=fps, cameras=[cam])
     elif clip is not None:
-        T = max(1, int(len(clip[0]) / clip[1] * fps))
-        i0 = test[0]
-        pose = torch.as_tensor(np.asarray(p["pose"][i0]), dtype=torch.float32)[None].expand(T, -1, -1).clone()
-        transl = torch.as_tensor(np.asarray(p["transl"][i0]), dtype=torch.float32)[None].expand(T, -1).clone()
-        drive = Drive(pose=pose, transl=transl, betas=torch.as_tensor(np.asarray(p["betas"]), dtype=torch.float32).reshape(-1),
-                      expression=torch.zeros(T, body.num_expressions), fps=fps, cameras=[cam])
+        drive = speech_drive(model, subject, clip, cam, face=face,
+                             saam_encoder=cfg.audio_encoder if model.saam is not None else None)
     else:
         audio_all = load_audio_windows(subject, cfg) if model.saam is not None else None
         drive = subject_drive(subject, test, cam, audio_all)
         clip = drive.clip
     T = len(drive)
-    if args.audio is not None:
+    if args.audio is not None and "speech" not in drive.extras:
         if model.saam is not None:
             feats = frame_features(args.audio, T, fps, encoder=cfg.audio_encoder, pad_audio=True)
             drive.audio = audio_neighbourhoods(feats.tensor())
         drive.clip = clip
     if args.expression:
-        drive.expression = parse_expression(args.expression, body.expression_names, T)
+        fixed = parse_expression(args.expression, body.expression_names, T)
+        if "speech" in drive.extras:  # the named units only; speech keeps driving the others
+            from thgs.animate.speech import override_units
+
+            fixed = override_units(drive.expression, fixed, args.expression, body.expression_names)
+        drive.expression = fixed
     if args.frames and args.frames < T:
         n = args.frames
         drive = Drive(pose=drive.pose[:n], transl=drive.transl[:n], betas=drive.betas, expression=drive.expression[:n],

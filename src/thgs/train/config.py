@@ -53,6 +53,8 @@ class TrainConfig:
     hash_log2_table: int = option(14, help="log2 of each hash table's size")
     init_opacity: float = option(0.9, help="initial opacity of every Gaussian")
     init_colors: int = option(8, help="initialise colours from this many training frames (0: grey)")
+    speech: bool = option(True, help="fit the speech -> face model at the end of training (RUN/speech.npz, seconds; "
+                                     "drives the face from new audio: docs/speech-driving.md)")
     # -- Gaussian learning rates (section 5.2) -----------------------------------------------
     lr_position: float = option(1.6e-4, help="position learning rate (times the body height, as 3DGS scales by the scene extent)")
     lr_position_final: float = option(1.6e-6, help="position learning rate at the last step (exponential decay)")

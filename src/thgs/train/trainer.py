@@ -297,6 +297,10 @@ class Trainer:
         if self.step >= c.steps:
             self.save(self.run_dir / CHECKPOINT)
             self.save(self.run_dir / FINAL)
+            if c.speech:  # the speech -> face model (thgs.animate.speech), seconds
+                from thgs.animate.speech import write_run_speech
+
+                write_run_speech(self.run_dir, self.model, self.subject, c)
         elif stop_after is not None:
             self.save(self.run_dir / CHECKPOINT)
         return self.last

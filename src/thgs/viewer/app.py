@@ -3,6 +3,8 @@ it into an image per connected browser (with that browser's camera) and streams 
 background.
 
 Audio: the driving sequence's sound is put in the panel as an ``<audio>`` element holding a WAV data URL.
+"Load speech" takes a speech file from the browser and drives the avatar with it (face from the run's
+speech model, body replayed: :func:`thgs.viewer.session.with_speech`), replacing the sequence and its sound.
 The server's clock drives the timeline; on play, pause, scrub and once a second while playing the server
 replaces a tiny hidden HTML element whose ``onerror`` handler seeks / plays / pauses that ``<audio>``
 element (threshold 0.2 s), so the sound follows the timeline. Browsers play sound only after the user
@@ -178,6 +180,8 @@ class ViewerApp:
             self.time_text = gui.add_markdown(self._time_text(0))
             self.loop_box = gui.add_checkbox("Loop", initial_value=True)
             self.sound_box = gui.add_checkbox("Sound", initial_value=True, disabled=s.drive.clip is None)
+            self.speech_button = gui.add_upload_button("Load speech", icon="upload", mime_type="audio/*,video/*",
+                                                       hint="drive the avatar with a speech file (face and body)")
         clip = s.drive.clip
         audio_html = (f'<audio id="{AUDIO_ID}" preload="auto" src="{wav_data_url(*clip)}"></audio>'
                       if clip is not None and len(clip[0]) else "")
@@ -211,6 +215,7 @@ class ViewerApp:
         self.timeline.on_update(self._on_timeline)
         self.loop_box.on_update(lambda e: setattr(self, "loop", bool(self.loop_box.value)))
         self.sound_box.on_update(lambda e: self._on_sound())
+        self.speech_button.on_upload(lambda e: self._on_speech(self.speech_button.value))
         self.source.on_update(lambda e: self.update(expression_source=self.source.value))
         self.neutral.on_click(lambda _: self._on_neutral())
         for sl in self.sliders:
@@ -285,6 +290,39 @@ class ViewerApp:
         with self.lock:
             self.muted = not bool(self.sound_box.value)
             self._send_audio(self.seconds())
+
+    def _on_speech(self, upload) -> None:
+        """A speech file from the browser: drive the avatar with it (thgs.animate.speech), from frame 0."""
+        import tempfile
+        from pathlib import Path
+
+        from thgs.viewer.session import with_speech
+
+        suffix = Path(upload.name).suffix or ".wav"
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / f"speech{suffix}"
+            path.write_bytes(upload.content)
+            try:
+                session = with_speech(self.session, path)
+            except Exception as exc:  # show the problem in the panel, keep the current sequence
+                self.stats_text.content = f"speech: {upload.name}: {exc}"
+                return
+        with self.lock, self.render_lock:
+            self.session = session
+            self.playing = False
+            self.play_button.label = "Play"
+            T = session.num_frames
+            self.timeline.max = max(1, T - 1)
+            self.timeline.disabled = T <= 1
+            self.timeline.value = 0
+            self.time_text.content = self._time_text(0)
+            clip = session.drive.clip
+            self.audio_el.content = (f'<audio id="{AUDIO_ID}" preload="auto" src="{wav_data_url(*clip)}"></audio>'
+                                     if clip is not None and len(clip[0]) else "")
+            self.sound_box.disabled = clip is None
+            self.source.value = "sequence"
+            self.update(frame=0, expression_source="sequence")
+            self.version += 1
 
     def _toggle_play(self) -> None:
         with self.lock:

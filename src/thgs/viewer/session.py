@@ -119,7 +119,8 @@ def open_session(run: Path, data: Path | None = None, audio: Path | None = None,
     except RuntimeError as exc:
         raise UserError(f"--device: {exc}") from None
     model, cfg, ckpt = _load_checkpoint(path, subject, dev)
-    ns = argparse.Namespace(size=0, audio=audio, motion=motion, expression=None, frames=frames, orbit=False, yaw=0.0)
+    ns = argparse.Namespace(run=run, size=0, audio=audio, motion=motion, expression=None, frames=frames, orbit=False,
+                            yaw=0.0)
     try:
         drive = build_drive(ns, model, cfg, subject)
     except DriveError as exc:
@@ -131,4 +132,22 @@ def open_session(run: Path, data: Path | None = None, audio: Path | None = None,
                          device=torch.device(dev), backend=backend, trained_active=dict(model.active))
 
 
-__all__ = ["AvatarSession", "find_run_avatar", "open_session"]
+def with_speech(session: AvatarSession, audio: Path) -> AvatarSession:
+    """The session driven by the speech file ``audio`` (face from the run's speech model, body replayed, as
+    ``thgs render RUN --audio``); raises UserError for an unreadable file."""
+    import dataclasses
+
+    from thgs.animate.drive import DriveError
+    from thgs.cli import UserError
+    from thgs.commands.render import build_drive
+
+    ns = argparse.Namespace(run=session.path, size=0, audio=Path(audio), motion=None, expression=None, frames=0,
+                            orbit=False, yaw=0.0)
+    try:
+        drive = build_drive(ns, session.model, session.cfg, session.subject)
+    except DriveError as exc:
+        raise UserError(str(exc)) from None
+    return dataclasses.replace(session, drive=drive, animator_cache=None)
+
+
+__all__ = ["AvatarSession", "find_run_avatar", "open_session", "with_speech"]
