@@ -423,3 +423,22 @@ def test_fit_joint_regressor_is_exact_on_a_point_cloud():
     assert np.allclose(w.sum(1), 1.0, atol=1e-9)
     assert np.allclose(np.einsum("jk,jkc->jc", w, verts[idx]), heads, atol=1e-9)
     assert math.isfinite(float(np.abs(w).sum()))
+
+
+def test_local_changes_and_shape_basis_options():
+    assert A.resolve_local_changes(None) == {}
+    assert A.resolve_local_changes({"head-scale-vert-incr": 0.25, "neck": 0.0}) == {"head-scale-vert-incr": 0.25}
+    for bad in ({"head-scale-vert-incr": 1.5}, {"head-scale-vert-incr": "x"}, {"": 0.1}):
+        with pytest.raises(ValueError, match="local_changes"):
+            A.resolve_local_changes(bad)
+    with pytest.raises(ValueError, match="shape_basis"):
+        A.resolve_shape_basis(["a", "a"])
+    assert A.basis_column_names(("a",)) == ["a", "a:neg"]
+    base = A.resolve_phenotype(None)
+    plain = A.cache_key(base, "0.6.2")
+    assert plain == A.cache_key(base, "0.6.2", {}, ())  # default files keep their names
+    one = A.cache_key(base, "0.6.2", {"head-scale-vert-incr": 0.2})
+    assert one not in (plain, A.cache_key(base, "0.6.2", {"head-scale-vert-incr": 0.3}))
+    assert A.cache_key(base, "0.6.2", shape_basis=("head-scale-vert-incr",)) not in (plain, one)
+    assert set(A.PROPORTION_CHANGES) >= {"head-scale-vert-incr", "head-scale-horiz-incr", "head-scale-depth-incr",
+                                         "measure-upperarm-length-incr", "measure-lowerarm-length-incr"}

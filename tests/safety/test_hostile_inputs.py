@@ -496,6 +496,7 @@ def test_a_diverging_loss_stops_training_without_saving(tmp_path):
     t.step, t.last, t.run_dir = 0, {}, tmp_path / "run"
     t.device, t.backend, t.backend_note = torch.device("cpu"), "reference", None
     t.subject = SimpleNamespace(name="toy", root=None, num_frames=1)
+    t.data = SimpleNamespace(selection=SimpleNamespace(summary=lambda: {"skipped": 0}))
 
     def step():
         t.step += 1
