@@ -75,8 +75,10 @@ def set_numpy_rng_state(state: Any) -> None:
 
 
 def _first_line(exc: BaseException) -> str:
+    """The first sentence of the error's message (torch's go on with advice)."""
     text = str(exc).strip().splitlines()
-    return text[0].strip() if text else type(exc).__name__
+    line = text[0].strip() if text else type(exc).__name__
+    return line.split(". ")[0].rstrip(".")
 
 
 def _load(path: Path, map_location: Any, allow_v1: bool) -> Any:
