@@ -47,3 +47,49 @@ def test_check_warnings(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "warning: masks/: no foreground masks" in out and "warning: params.npz: no body parameters" in out
     assert "ok: 12 frames" in out and "no body" in out
+
+
+def _corrupt_frame(subject_dir, i: int):
+    """Frame i's PNG with its pixel data cut short (the header still reads fine)."""
+    path = subject_dir / "images" / f"{i:06d}.png"
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    return path
+
+
+def test_check_decodes_every_frame_by_default(subject_dir, capsys):
+    _corrupt_frame(subject_dir, 7)  # not among the first, last or evenly spaced 3
+    assert main(["check", str(subject_dir), "--quiet"]) == 1
+    out = capsys.readouterr().out
+    assert "images/000007.png: cannot be decoded, the file is truncated or corrupt" in out
+    assert "sampled" not in out
+    # sampling 3 frames (0, 6, 11) misses it, and says plainly that it sampled
+    assert main(["check", str(subject_dir), "--sample", "3", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "sampled: decoded the images and masks of 3 of 12 frames" in out and out.strip().splitlines()[-1].startswith("ok:")
+    assert main(["check", str(subject_dir), "--sample", "3", "--json", "--quiet"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["decoded"] == "sample" and "3 of 12" in report["sampled"]
+    assert main(["check", str(subject_dir), "--sample", "0"]) == 2
+    assert "--sample must be at least 1" in capsys.readouterr().err
+
+
+def test_check_shows_progress_on_stderr(subject_dir, capsys):
+    assert main(["check", str(subject_dir)]) == 0
+    captured = capsys.readouterr()
+    assert "decoding images" in captured.err and captured.out.startswith("ok:")
+
+
+def test_reading_a_corrupt_frame_raises_subject_error_naming_it(subject_dir):
+    import pytest
+
+    from thgs.data import SubjectError, open_subject
+
+    _corrupt_frame(subject_dir, 4)
+    subject = open_subject(subject_dir)
+    subject.image(3)
+    with pytest.raises(SubjectError) as err:
+        subject.image(4)
+    message = str(err.value)
+    assert "\n" not in message
+    assert message.startswith(f"{subject_dir}: images/000004.png: cannot be decoded")

@@ -138,3 +138,28 @@ def test_ingest_short_audio(tmp_path, video_factory, capsys):
     assert _run(str(nearly), str(out2)) == 0  # 50 ms short: padded without asking
     assert "padded with 0.050 s" in capsys.readouterr().out
     assert len(open_subject(out2).audio()[0]) == 19200
+
+
+@pytest.mark.parametrize("fraction", [0.5, 0.9])
+def test_ingest_refuses_a_truncated_faststart_mp4(tmp_path, capsys, fraction):
+    """An mp4 whose index is at the front opens and decodes its first part without an error once cut; it is
+    still refused, with one line naming the file, exit code 2 and nothing on disk."""
+    from conftest import cut, write_textured_video
+
+    video = write_textured_video(tmp_path / "fs.mp4", n=40, faststart=True)
+    assert _run(str(video), str(tmp_path / "whole")) == 0
+    assert open_subject(tmp_path / "whole").num_frames == 40
+    capsys.readouterr()
+    short = cut(video, fraction, "half.mp4")
+    out = tmp_path / "s"
+    assert _run(str(short), str(out)) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    _assert_refused_text(err, tmp_path, out, "half.mp4", "truncated")
+
+
+def _assert_refused_text(err, tmp_path, out, *words):
+    for w in words:
+        assert w in err
+    assert not out.exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(f".{out.name}")]

@@ -107,3 +107,40 @@ def test_audio_io_roundtrip(tmp_path):
     z = resample(x, sr, 16000)
     assert z.shape == (16000,)
     assert list(tmp_path.iterdir()) == [p]
+
+
+@pytest.mark.parametrize("name,faststart", [("fs.mp4", True), ("plain.mp4", False), ("v.mkv", False)])
+def test_truncated_videos_are_refused_whatever_the_layout(tmp_path, name, faststart):
+    from conftest import cut, write_textured_video
+
+    video = write_textured_video(tmp_path / name, n=40, faststart=faststart)
+    if faststart:
+        data = video.read_bytes()
+        assert data.find(b"moov") < data.find(b"mdat")  # the index really is at the front
+    assert sum(1 for _ in iter_frames(video)) == 40  # the whole file decodes and passes the checks
+    for fraction in (0.5, 0.95):
+        short = cut(video, fraction, f"cut{int(fraction * 100)}{video.suffix}")
+        with pytest.raises(VideoError, match=rf"cut{int(fraction * 100)}{video.suffix}.*(truncated|corrupt)"):
+            list(iter_frames(short))
+    # stopping before the damage reads the intact part (a span of a long file)
+    short = cut(video, 0.8, "cut-span" + video.suffix)
+    try:
+        frames = list(iter_frames(short, max_seconds=0.4))
+    except VideoError as exc:  # an index-at-the-end file cannot be opened at all once cut
+        assert not faststart and "cut-span" in str(exc)
+    else:
+        assert len(frames) == 10
+
+
+def test_corrupt_packets_in_a_faststart_mp4_are_refused(tmp_path):
+    from conftest import write_textured_video
+
+    video = write_textured_video(tmp_path / "ok.mp4", n=40, faststart=True, audio=False)
+    data = bytearray(video.read_bytes())
+    start = data.find(b"mdat") + 8
+    mid = start + (len(data) - start) // 2
+    data[mid:mid + 3000] = np.random.default_rng(1).integers(0, 255, 3000, dtype=np.uint8).tobytes()
+    bad = tmp_path / "scrambled.mp4"
+    bad.write_bytes(bytes(data))
+    with pytest.raises(VideoError, match="scrambled.mp4"):
+        list(iter_frames(bad))

@@ -75,12 +75,16 @@ class SubjectError(ThgsError, ValueError):
     """A subject (on disk, or the input given to the writer) has problems.
 
     ``problems`` lists every one, each naming the file (or argument) and field; ``path`` is the subject.
+    The message is one line ``PATH: PROBLEM`` for a single problem, else a count and one line per problem.
     """
 
     def __init__(self, path: Any, problems: Sequence[str]):
         self.path = path
         self.problems = list(problems)
         n = len(self.problems)
+        if n == 1:  # one line: the subject, then the problem (which names the file and field)
+            super().__init__(f"{path}: {self.problems[0]}")
+            return
         head = f"{path}: {n} problem{'s' if n != 1 else ''}"
         super().__init__(head + "".join(f"\n  - {p}" for p in self.problems))
 

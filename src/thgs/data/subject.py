@@ -97,11 +97,13 @@ class Subject(abc.ABC):
         """A 16 kHz mono WAV file of the speech track, or None without audio."""
 
     @abc.abstractmethod
-    def problems(self, decode: Decode = "sample") -> list[str]:
+    def problems(self, decode: Decode = "sample", *, sample: int = SAMPLE_DECODES,
+                 progress: bool = False) -> list[str]:
         """Every problem found, each naming the file and field; empty if the subject is fine.
 
         ``decode``: "none" runs only the cheap checks (listing files, reading headers), "sample" also
-        decodes a few images, "all" decodes every image.
+        decodes ``sample`` frames (first, last and evenly spaced between; their images and masks), "all"
+        decodes every image and mask. ``progress`` shows a progress bar of the decoding on stderr.
         """
 
     def warnings(self) -> list[str]:
@@ -140,22 +142,25 @@ class Subject(abc.ABC):
 # ------------------------------------------------------------------------------------------ helpers
 
 
-def _read_png(path: Path, mode: str, size: tuple[int, int], rel: str) -> np.ndarray:
-    """Decode a PNG of the given PIL mode and (width, height); SubjectError naming ``rel`` otherwise."""
+def _read_png(path: Path, mode: str, size: tuple[int, int], rel: str, root: Path | None = None) -> np.ndarray:
+    """Decode a PNG of the given PIL mode and (width, height); otherwise :class:`SubjectError` of the
+    subject ``root`` (default: the file) with one problem naming ``rel`` (a truncated or corrupt file,
+    a wrong mode or size)."""
     from PIL import Image, UnidentifiedImageError
 
+    where = root if root is not None else path
     try:
         with Image.open(path) as im:
             if im.mode != mode:
-                raise SubjectError(path, [f"{rel}: image mode {im.mode!r}, expected 8-bit {mode!r}"])
+                raise SubjectError(where, [f"{rel}: image mode {im.mode!r}, expected 8-bit {mode!r}"])
             if im.size != size:
-                raise SubjectError(path, [f"{rel}: size {im.size[0]}x{im.size[1]}, expected {size[0]}x{size[1]}"])
+                raise SubjectError(where, [f"{rel}: size {im.size[0]}x{im.size[1]}, expected {size[0]}x{size[1]}"])
             im.load()
             return np.asarray(im)
     except FileNotFoundError:
-        raise SubjectError(path, [f"{rel}: missing"]) from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise SubjectError(path, [f"{rel}: cannot be decoded ({exc})"]) from exc
+        raise SubjectError(where, [f"{rel}: missing"]) from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise SubjectError(where, [f"{rel}: cannot be decoded, the file is truncated or corrupt ({exc})"]) from exc
 
 
 def _png_header(path: Path, mode: str, size: tuple[int, int], rel: str) -> list[str]:
@@ -287,14 +292,14 @@ class FolderSubject(Subject):
     def image(self, i: int) -> np.ndarray:
         i = self._check_index(i)
         rel = f"{IMAGES_DIR}/{frame_file(i)}"
-        return _read_png(self.root / rel, "RGB", (self.width, self.height), rel)
+        return _read_png(self.root / rel, "RGB", (self.width, self.height), rel, self.root)
 
     def mask(self, i: int) -> np.ndarray | None:
         i = self._check_index(i)
         if not self.has_masks:
             return None
         rel = f"{MASKS_DIR}/{frame_file(i)}"
-        return _read_png(self.root / rel, "L", (self.width, self.height), rel)
+        return _read_png(self.root / rel, "L", (self.width, self.height), rel, self.root)
 
     def params(self) -> dict[str, np.ndarray]:
         if not self.has_params:
@@ -336,14 +341,14 @@ class FolderSubject(Subject):
     def view(self, name: str, i: int) -> np.ndarray:
         v = self._view_info(name, i)
         rel = f"{VIEWS_DIR}/{name}/{frame_file(i)}"
-        return _read_png(self.root / rel, "RGB", (v["camera"].width, v["camera"].height), rel)
+        return _read_png(self.root / rel, "RGB", (v["camera"].width, v["camera"].height), rel, self.root)
 
     def view_mask(self, name: str, i: int) -> np.ndarray | None:
         v = self._view_info(name, i)
         if not v["masks"]:
             return None
         rel = f"{VIEWS_DIR}/{name}/{MASKS_DIR}/{frame_file(i)}"
-        return _read_png(self.root / rel, "L", (v["camera"].width, v["camera"].height), rel)
+        return _read_png(self.root / rel, "L", (v["camera"].width, v["camera"].height), rel, self.root)
 
     def truth(self) -> dict[str, np.ndarray]:
         path = self.root / TRUTH_FILE
@@ -380,7 +385,8 @@ class FolderSubject(Subject):
             out.append(f"{META_FILE}: field 'camera' is an estimate ('camera.estimated' is true)")
         return out
 
-    def problems(self, decode: Decode = "sample") -> list[str]:
+    def problems(self, decode: Decode = "sample", *, sample: int = SAMPLE_DECODES,
+                 progress: bool = False) -> list[str]:
         if decode not in ("none", "sample", "all"):
             raise ValueError(f"decode must be 'none', 'sample' or 'all', got {decode!r}")
         meta_now = self.root / META_FILE
@@ -411,7 +417,7 @@ class FolderSubject(Subject):
             except SubjectError as exc:
                 out += exc.problems
         if decode != "none":
-            out += self._decode_problems(decode)
+            out += self._decode_problems(decode, sample, progress)
         return out
 
     def _params_problems(self) -> list[str]:
@@ -484,10 +490,10 @@ class FolderSubject(Subject):
                 out += _frame_folder_problems(base / MASKS_DIR, f"{rel}/{MASKS_DIR}", v["frames"], what)
         return out
 
-    def _decode_problems(self, decode: Decode) -> list[str]:
+    def _decode_problems(self, decode: Decode, sample: int = SAMPLE_DECODES, progress: bool = False) -> list[str]:
         size = (self.width, self.height)
         frames = list(range(self.num_frames))
-        chosen = frames if decode == "all" else _sample(frames, SAMPLE_DECODES)
+        chosen = frames if decode == "all" else _sample(frames, sample)
         jobs: list[tuple[Path, str, tuple[int, int], str]] = []
         for i in chosen:
             jobs.append((self.root / IMAGES_DIR / frame_file(i), "RGB", size, f"{IMAGES_DIR}/{frame_file(i)}"))
@@ -495,7 +501,7 @@ class FolderSubject(Subject):
                 jobs.append((self.root / MASKS_DIR / frame_file(i), "L", size, f"{MASKS_DIR}/{frame_file(i)}"))
         for name, v in self.views.items():
             vs = (v["camera"].width, v["camera"].height)
-            for i in (v["frames"] if decode == "all" else _sample(v["frames"], 2)):
+            for i in (v["frames"] if decode == "all" else _sample(v["frames"], max(1, min(2, sample)))):
                 jobs.append((self.root / VIEWS_DIR / name / frame_file(i), "RGB", vs,
                              f"{VIEWS_DIR}/{name}/{frame_file(i)}"))
                 if v["masks"]:
@@ -512,12 +518,24 @@ class FolderSubject(Subject):
                 return exc.problems[0]
             return None
 
+        from tqdm import tqdm
+
         workers = min(8, os.cpu_count() or 1)
-        if len(jobs) > 16 and workers > 1:
-            with ThreadPoolExecutor(workers) as pool:
-                results = list(pool.map(one, jobs))
-        else:
-            results = [one(j) for j in jobs]
+        bar = tqdm(total=len(jobs), desc="decoding images", unit="file", disable=not progress, leave=False)
+        try:
+            if len(jobs) > 16 and workers > 1:
+                with ThreadPoolExecutor(workers) as pool:
+                    results = []
+                    for r in pool.map(one, jobs):
+                        results.append(r)
+                        bar.update()
+            else:
+                results = []
+                for j in jobs:
+                    results.append(one(j))
+                    bar.update()
+        finally:
+            bar.close()
         return [r for r in results if r]
 
 

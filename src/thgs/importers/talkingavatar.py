@@ -236,7 +236,7 @@ class TalkingAvatarSubject(Subject):
         try:
             with Image.open(path) as im:
                 arr = np.asarray(im.convert("RGB"))
-        except OSError as exc:
+        except (OSError, SyntaxError, ValueError, EOFError) as exc:
             raise SubjectError(self.root, [f"{self._rel(path)}: cannot be decoded ({exc})"]) from exc
         if arr.shape[:2] != (self.height, self.width):
             raise SubjectError(self.root, [f"{self._rel(path)}: size {arr.shape[1]}x{arr.shape[0]}, expected "
@@ -262,7 +262,7 @@ class TalkingAvatarSubject(Subject):
         try:
             with Image.open(path) as im:
                 arr = np.asarray(im)
-        except OSError as exc:
+        except (OSError, SyntaxError, ValueError, EOFError) as exc:
             raise SubjectError(self.root, [f"{self._rel(path)}: cannot be decoded ({exc})"]) from exc
         if arr.ndim == 3:
             arr = arr[..., 2] if arr.shape[2] >= 3 else arr[..., 0]
@@ -364,7 +364,7 @@ class TalkingAvatarSubject(Subject):
         return np.concatenate(parts)
 
     # ---- checks
-    def problems(self, decode: Decode = "sample") -> list[str]:
+    def problems(self, decode: Decode = "sample", *, sample: int = 8, progress: bool = False) -> list[str]:
         out: list[str] = []
         for seg, n, masks in zip(self.segments, self.segment_frames, self._masks):
             if len(masks) != n:
@@ -396,10 +396,12 @@ class TalkingAvatarSubject(Subject):
             except SubjectError as exc:
                 out += exc.problems
         if decode != "none":
+            from tqdm import tqdm
+
             idx = list(range(self.num_frames))
-            if decode == "sample" and len(idx) > 8:
-                idx = sorted({int(round(v)) for v in np.linspace(0, len(idx) - 1, 8)})
-            for i in idx:
+            if decode == "sample" and len(idx) > sample:
+                idx = sorted({int(round(v)) for v in np.linspace(0, len(idx) - 1, max(1, sample))})
+            for i in tqdm(idx, desc="decoding frames", unit="frame", disable=not progress, leave=False):
                 try:
                     self.raw_image(i)
                     if self.has_masks:

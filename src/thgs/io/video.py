@@ -189,7 +189,8 @@ def iter_frames(path: str | os.PathLike, *, start: float = 0.0, max_seconds: flo
     Stops after ``max_seconds`` of output.
     ``height`` scales frames to that height (even width, aspect kept; area filter when shrinking).
 
-    Raises :class:`VideoError` (naming the file) when the video cannot be decoded.
+    Raises :class:`VideoError` (naming the file) when the video cannot be decoded, or, once decoding
+    reaches the end of the stream, when it is truncated or corrupt (:func:`check_complete`).
     """
     import av
 
@@ -234,27 +235,76 @@ def iter_frames(path: str | os.PathLike, *, start: float = 0.0, max_seconds: flo
                     yield DecodedFrame(index=k, time=tk, source_index=src_i, image=image)
                 k += 1
 
+        packets = discarded = 0
         try:
-            for frame in container.decode(stream):
-                j += 1
-                t = frame.time
-                if t is None:
-                    t = j / (src_rate or out_fps)
-                if t0 is None:
-                    t0 = t
-                t = t - t0
-                if held is not None:
-                    yield from emit_until(t)
-                    if start + k / out_fps >= end - 1e-9:
-                        return
-                held = (j, t, frame)
+            for packet in container.demux(stream):
+                if packet.size:
+                    packets += 1
+                    discarded += bool(packet.is_discard)
+                    if packet.is_corrupt:
+                        raise VideoError(f"{path}: video stream is truncated or corrupt: packet {packets} is "
+                                         f"damaged (after {j + 1} decoded frame(s))")
+                for frame in packet.decode():
+                    j += 1
+                    t = frame.time
+                    if t is None:
+                        t = j / (src_rate or out_fps)
+                    if t0 is None:
+                        t0 = t
+                    t = t - t0
+                    if held is not None:
+                        yield from emit_until(t)
+                        if start + k / out_fps >= end - 1e-9:
+                            return
+                    held = (j, t, frame)
         except av.error.FFmpegError as exc:  # type: ignore[attr-defined]
-            raise VideoError(f"{path}: video stream is corrupt after {j} decoded frame(s) ({exc})") from exc
+            raise VideoError(f"{path}: video stream is corrupt after {j + 1} decoded frame(s) ({exc})") from exc
         if held is None:
             raise VideoError(f"{path}: video stream holds no frames")
         duration = float(held[2].duration * held[2].time_base) if held[2].duration and held[2].time_base \
             else 1.0 / (src_rate or out_fps)
+        check_complete(path, stream, packets=packets, discarded=discarded, decoded=j + 1,
+                       decoded_end=(held[1] + duration), frame_period=1.0 / (src_rate or out_fps))
         yield from emit_until(held[1] + duration)
+
+
+def declared_duration(stream) -> float | None:
+    """The video stream's own duration in seconds, as its container declares it (an mp4/mov track
+    duration, or a Matroska track's ``DURATION`` tag), or None."""
+    if stream.duration is not None and stream.time_base is not None and stream.duration > 0:
+        return float(stream.duration * stream.time_base)
+    tag = (stream.metadata or {}).get("DURATION") or (stream.metadata or {}).get("duration")
+    if tag:
+        try:
+            h, m, sec = str(tag).split(":")
+            return int(h) * 3600 + int(m) * 60 + float(sec)
+        except ValueError:
+            return None
+    return None
+
+
+def check_complete(path: Path, stream, *, packets: int, decoded: int, decoded_end: float, frame_period: float,
+                   discarded: int = 0) -> None:
+    """Refuse a video stream decoded to its end that is shorter than its container declares.
+
+    A truncated file whose index comes first (an mp4 written with ``movflags=faststart``, cut) opens and
+    decodes its first part without an error; frame-threaded decoding also drops the frames of packets it
+    cannot decode without raising. So, at the end of the stream: fewer packets than the container's frame
+    count, fewer decoded frames than packets (less those the container marks to discard), or decoded frames
+    ending more than half a frame period before the stream's declared duration all mean a truncated or
+    corrupt file. Raises :class:`VideoError` naming the file and the figures.
+    """
+    declared = int(stream.frames or 0)
+    if declared and packets < declared:
+        raise VideoError(f"{path}: video is truncated: its container declares {declared} frames but only "
+                         f"{packets} are in the file")
+    if decoded < packets - discarded:
+        raise VideoError(f"{path}: video stream is corrupt: {packets - discarded - decoded} of its {packets} "
+                         "frames could not be decoded")
+    dur = declared_duration(stream)
+    if dur is not None and decoded_end < dur - 0.5 * frame_period:
+        raise VideoError(f"{path}: video is truncated: its frames end at {decoded_end:.3f} s but its container "
+                         f"declares {dur:.3f} s")
 
 
 def _to_rgb(frame, stream, height: int | None) -> np.ndarray:
@@ -313,8 +363,14 @@ def read_video_audio(path: str | os.PathLike, *, start: float = 0.0, duration: f
                 for out in resampler.resample(None):
                     arr = out.to_ndarray().astype(np.float32).mean(axis=0)
                     chunks.append(arr)
+                    have += arr.shape[0]
+                declared = declared_duration(astream)
+                if chunks and declared is not None and (t_audio or 0.0) + have / sample_rate < declared - 0.1:
+                    raise VideoError(f"{path}: audio track is truncated: its samples end at "
+                                     f"{(t_audio or 0.0) + have / sample_rate:.3f} s but its container declares "
+                                     f"{declared:.3f} s")
         except av.error.FFmpegError as exc:  # type: ignore[attr-defined]
-            raise VideoError(f"{path}: audio track is corrupt ({exc})") from exc
+            raise VideoError(f"{path}: audio track is truncated or corrupt ({exc})") from exc
     if not chunks:
         raise VideoError(f"{path}: audio track holds no samples")
     samples = np.concatenate(chunks)
