@@ -690,7 +690,8 @@ def fit_subject(inp: FitInput, body: str = "anny", options: FitOptions | None = 
     if float(data.weight.sum()) == 0:
         raise ValueError("fit: no confident keypoint in any frame (nothing to fit)")
     root, transl = _initial_root(pb, data, None)
-    all_frames = torch.as_tensor(np.nonzero(valid)[0], device=dev)
+    has_data = valid & (data.weight.sum(1) > 0).cpu().numpy()
+    all_frames = torch.as_tensor(np.nonzero(has_data)[0], device=dev)
     with bar(o.init_steps * max(1, math.ceil(all_frames.numel() / (o.window * 4))), "init") as pbar:
         root, transl = _fit_root(pb, data, all_frames, root, transl, None, o.init_steps, pbar)
     seconds["init"] = time.perf_counter() - t0
@@ -745,6 +746,9 @@ def fit_subject(inp: FitInput, body: str = "anny", options: FitOptions | None = 
     with bar(o.root_steps * max(1, math.ceil(all_frames.numel() / (o.window * 4))), "root (Eq. 16)") as pbar:
         root, transl = _fit_root(pb, data, all_frames, root, transl, betas_t, o.root_steps, pbar)
     seconds["root"] = time.perf_counter() - t0
+    # frames without data start from their nearest frame with data (the smoothness term then bridges them)
+    fill = torch.as_tensor(nearest_valid(has_data), device=dev)
+    root, transl = root[fill], transl[fill]
     state = _State(pose=torch.zeros(T, J, 3, device=dev), transl=transl.clone(), expr=torch.zeros(T, E, device=dev))
     state.pose[:, 0] = root
     w_np = data.weight.cpu().numpy()
@@ -782,14 +786,14 @@ def fit_subject(inp: FitInput, body: str = "anny", options: FitOptions | None = 
     seconds["fma"] = time.perf_counter() - t0
 
     # -- fill invalid frames, measure, package -----------------------------------------------------
-    near = torch.as_tensor(nearest_valid(valid), device=dev)
+    near = torch.as_tensor(nearest_valid(has_data), device=dev)
     state = _State(pose=state.pose[near], transl=state.transl[near], expr=state.expr[near])
     after_px = _project_all(pb, state, betas_t)
     lmd_after = landmark_distance(after_px, target_np, w_np, corr.keypoints)
     model_kp2d = np.full((T, NUM_KEYPOINTS, 2), np.nan, dtype=np.float32)
     model_kp2d[:, corr.keypoints] = after_px
     transl_np = state.transl.cpu().numpy().astype(np.float64)
-    centre = np.median(transl_np[valid], axis=0)
+    centre = np.median(transl_np[has_data], axis=0)
     w2c = np.eye(4)
     w2c[:3, :3] = CAMERA_ROTATION
     w2c[:3, 3] = CAMERA_ROTATION @ centre
