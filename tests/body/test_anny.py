@@ -442,3 +442,25 @@ def test_local_changes_and_shape_basis_options():
     assert A.cache_key(base, "0.6.2", shape_basis=("head-scale-vert-incr",)) not in (plain, one)
     assert set(A.PROPORTION_CHANGES) >= {"head-scale-vert-incr", "head-scale-horiz-incr", "head-scale-depth-incr",
                                          "measure-upperarm-length-incr", "measure-lowerarm-length-incr"}
+
+
+def test_local_changes_apply_in_the_rest_pose(converted):
+    """A head-scale local change enlarges the rest head; joints, mouth and teeth follow it."""
+    from thgs.body.teeth import with_teeth
+
+    base, cache, _ = converted
+    big = A.load(local_changes={"head-scale-vert-incr": 0.6}, cache_dir=cache).double()
+    assert big.meta["local_changes"] == {"head-scale-vert-incr": 0.6}
+    head = base.head_mask
+
+    def height(m):
+        return float(m.v_template[head, 1].max() - m.v_template[head, 1].min())
+
+    assert height(big) > height(base) * 1.03
+    feet = base.joint_index("foot.L")
+    torch.testing.assert_close(big.rest_joints()[0, feet], base.rest_joints()[0, feet], atol=1e-4, rtol=0)
+    assert not torch.allclose(big.mouth.center, base.mouth.center, atol=1e-3)
+    teeth = with_teeth(big.float())
+    lo, hi = teeth.meta["teeth_vertex_range"]
+    centre = teeth.v_template[lo:hi].mean(0)
+    assert float((centre - big.mouth.center.float()).norm()) < 0.03
