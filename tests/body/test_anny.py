@@ -431,3 +431,25 @@ def test_fit_joint_regressor_is_exact_on_a_point_cloud():
     assert np.allclose(w.sum(1), 1.0, atol=1e-9)
     assert np.allclose(np.einsum("jk,jkc->jc", w, verts[idx]), heads, atol=1e-9)
     assert math.isfinite(float(np.abs(w).sum()))
+
+
+def test_local_changes_apply_in_the_rest_pose(converted):
+    """A head-scale local change enlarges the rest head; joints, mouth and teeth follow it."""
+    from thgs.body.teeth import with_teeth
+
+    base, cache, _ = converted
+    big = A.load(local_changes={"head-scale-vert-incr": 0.6}, cache_dir=cache).double()
+    assert big.meta["local_changes"] == {"head-scale-vert-incr": 0.6}
+    head = base.head_mask
+
+    def height(m):
+        return float(m.v_template[head, 1].max() - m.v_template[head, 1].min())
+
+    assert height(big) > height(base) * 1.03
+    feet = base.joint_index("foot.L")
+    torch.testing.assert_close(big.rest_joints()[0, feet], base.rest_joints()[0, feet], atol=1e-4, rtol=0)
+    assert not torch.allclose(big.mouth.center, base.mouth.center, atol=1e-3)
+    teeth = with_teeth(big.float())
+    lo, hi = teeth.meta["teeth_vertex_range"]
+    centre = teeth.v_template[lo:hi].mean(0)
+    assert float((centre - big.mouth.center.float()).norm()) < 0.03

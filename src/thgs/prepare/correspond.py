@@ -4,10 +4,16 @@ The fit (:mod:`thgs.prepare.fit`) compares detected keypoints with the projectio
 model point is a posed joint or a posed surface point (a vertex, or a barycentric mix of a few vertices).
 The tables are fixed in code, one per body:
 
-* **anny**: pose and hand landmarks on anny's joints (shoulders ``upperarm01``, elbows ``lowerarm01``, wrists,
-  finger joints, hips ``upperleg01``, knees ``lowerleg01``, ankles ``foot``); finger tips, heels, toes, the
+* The pose block's three hand points per side (pinky, index, thumb) are left out: they repeat the hand
+  block's landmarks less precisely and pulled the fitted hands away from them.
+* **anny**: pose and hand landmarks on anny's joints (elbows ``lowerarm01``, wrists,
+  finger joints, hips ``upperleg01``, knees ``lowerleg01``, ankles ``foot``); the shoulders on the skin at the
+  top outer corner of the shoulder (where mediapipe puts them: the joint itself sat 50-60 px inside the
+  detected shoulders on a 1080x1920 video); finger tips, heels, toes, the
   nose, ears, eye corners and mouth corners on skin vertices; 38 face-mesh landmarks (jaw contour, outer and
-  inner lips, eyelids, brows, nose) on skin vertices of anny's face; the two iris centres on the front of
+  inner lips, eyelids, brows, nose) on skin vertices of anny's face (checked by drawing them on the mesh and
+  for mirror symmetry: every left/right pair mirrors within 4 mm; ``contour_r_1`` was moved to the mirror of
+  ``contour_l_1``, 11.5 mm away in the starting table); the two iris centres on the front of
   anny's eyeballs (the eyeball vertex furthest forward, found from the skinning weights), so the eye joints
   can be fitted. Vertex indices refer to anny's 13,718-vertex topology, which phenotype and local changes
   do not alter (teeth are appended after it).
@@ -234,12 +240,8 @@ _ANNY_POSE: dict[str, tuple[str, object]] = {
     "nose": ("v", 5038), "left_eye_inner": ("v", 6837), "left_eye": ("j", "eye.L"), "left_eye_outer": ("v", 11684),
     "right_eye_inner": ("v", 4854), "right_eye": ("j", "eye.R"), "right_eye_outer": ("v", 5085),
     "left_ear": ("v", 12008), "right_ear": ("v", 5425), "mouth_left": ("v", 10365), "mouth_right": ("v", 3713),
-    "left_shoulder": ("j", "upperarm01.L"), "right_shoulder": ("j", "upperarm01.R"),
     "left_elbow": ("j", "lowerarm01.L"), "right_elbow": ("j", "lowerarm01.R"),
     "left_wrist": ("j", "wrist.L"), "right_wrist": ("j", "wrist.R"),
-    "left_pinky": ("j", "finger5-1.L"), "right_pinky": ("j", "finger5-1.R"),
-    "left_index": ("j", "finger2-1.L"), "right_index": ("j", "finger2-1.R"),
-    "left_thumb": ("j", "finger1-3.L"), "right_thumb": ("j", "finger1-3.R"),
     "left_hip": ("j", "upperleg01.L"), "right_hip": ("j", "upperleg01.R"),
     "left_knee": ("j", "lowerleg01.L"), "right_knee": ("j", "lowerleg01.R"),
     "left_ankle": ("j", "foot.L"), "right_ankle": ("j", "foot.R"),
@@ -255,7 +257,7 @@ _ANNY_TIPS: dict[str, dict[str, int]] = {
 
 #: mediapipe face-mesh index -> anny skin vertex
 _ANNY_FACE: dict[int, int] = {
-    234: 5219, 132: 5226, 172: 737, 150: 5281, 152: 5280, 379: 11870, 397: 7441, 361: 11815, 454: 11812,
+    234: 5219, 132: 5222, 172: 737, 150: 5281, 152: 5280, 379: 11870, 397: 7441, 361: 11815, 454: 11812,
     61: 3713, 40: 374, 0: 362, 270: 7118, 291: 10365, 321: 7183, 17: 492, 91: 439,
     78: 3693, 13: 537, 308: 10345, 14: 540,
     33: 5085, 159: 1056, 133: 4854, 145: 43, 263: 11684, 386: 7732, 362: 6837, 374: 6811,
@@ -276,9 +278,26 @@ def eyeball_front_vertex(body: BodyModel, eye_joint: str) -> int:
     return int(on_eye[torch.argmax(body.v_template[on_eye, 2])])
 
 
+#: where mediapipe puts a shoulder relative to anny's shoulder joint (``upperarm01``), metres, for the body's
+#: left (x mirrored for the right): on the skin at the top outer corner of the shoulder, as seen from the front
+_SHOULDER_OFFSET = (0.03, 0.045, 0.0)
+
+
+def shoulder_vertex(body: BodyModel, side: str) -> int:
+    """The skin vertex nearest to the shoulder joint moved by :data:`_SHOULDER_OFFSET` (mirrored for the right)."""
+    s = "L" if side == "left" else "R"
+    j = body.rest_joints()[0, body.joint_index(f"upperarm01.{s}")]
+    off = torch.tensor(_SHOULDER_OFFSET, dtype=j.dtype, device=j.device)
+    if side == "right":
+        off[0] = -off[0]
+    return int(torch.argmin((body.v_template - (j + off)).norm(dim=-1)))
+
+
 def anny_correspondence(body: BodyModel) -> Correspondence:
     """The anny table (module docstring)."""
     entries: list[tuple[int, str, object]] = [(pose_kp(n), kind, t) for n, (kind, t) in _ANNY_POSE.items()]
+    for side in ("left", "right"):
+        entries.append((pose_kp(f"{side}_shoulder"), "v", shoulder_vertex(body, side)))
     for side, s in (("left", "L"), ("right", "R")):
         entries.append((hand_kp(side, "wrist"), "j", f"wrist.{s}"))
         for finger, k in _FINGER_NUMBER.items():
@@ -303,8 +322,6 @@ SMPLX_NUM_VERTICES = 10475
 _SMPLX_POSE_JOINTS: dict[str, str] = {
     "left_shoulder": "left_shoulder", "right_shoulder": "right_shoulder", "left_elbow": "left_elbow",
     "right_elbow": "right_elbow", "left_wrist": "left_wrist", "right_wrist": "right_wrist",
-    "left_index": "left_index1", "right_index": "right_index1", "left_pinky": "left_pinky1",
-    "right_pinky": "right_pinky1", "left_thumb": "left_thumb3", "right_thumb": "right_thumb3",
     "left_hip": "left_hip", "right_hip": "right_hip", "left_knee": "left_knee", "right_knee": "right_knee",
     "left_ankle": "left_ankle", "right_ankle": "right_ankle",
 }

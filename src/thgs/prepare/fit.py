@@ -93,11 +93,11 @@ class FitOptions:
     shape_prior: float = field(default=1.0, metadata={"help": "weight of the L2 prior on shape coefficients (phenotype offsets, proportion changes, betas)"})
     focal_prior: float = field(default=50.0, metadata={"help": "weight of the prior keeping log(focal / given focal) near 0 when the focal length is refined"})
     region_weights: tuple[float, float, float] = field(default=(1.0, 1.0, 1.0), metadata={"help": "weights of the face, body and hands keypoint terms (each a mean over its confident points)"})
-    init_steps: int = field(default=60, metadata={"help": "Adam steps of the initial root/translation fit (default body, before calibration)"})
+    init_steps: int = field(default=40, metadata={"help": "Adam steps of the initial root/translation fit (default body, before calibration)"})
     calib_frames: int = field(default=24, metadata={"help": "number of well-detected frames (spread over the video) the calibration uses"})
-    calib_steps: int = field(default=250, metadata={"help": "Adam steps of the calibration"})
-    root_steps: int = field(default=80, metadata={"help": "Adam steps of the Eq. 16 stage (root orientation and translation, rest pose)"})
-    fma_steps: int = field(default=80, metadata={"help": "Adam steps per FMA window"})
+    calib_steps: int = field(default=150, metadata={"help": "Adam steps of the calibration"})
+    root_steps: int = field(default=40, metadata={"help": "Adam steps of the Eq. 16 stage (root orientation and translation, rest pose)"})
+    fma_steps: int = field(default=60, metadata={"help": "Adam steps per FMA window"})
     window: int = field(default=120, metadata={"help": "frames per FMA window (one batch)"})
     overlap: int = field(default=8, metadata={"help": "frames shared by consecutive windows (re-fitted and cross-faded)"})
     lr: float = field(default=0.02, metadata={"help": "Adam learning rate of rotations (radians); expressions use 2x, translations 0.02x, shape 1x"})
@@ -307,6 +307,7 @@ class _Problem:
     region_w: Tensor
     expr_range: tuple[float, float] | None
     options: FitOptions
+    points_only: PointModel | None = None  # the correspondence's vertices only (root stage)
 
 
 def _keypoint_term(pred: Tensor, target: Tensor, weight: Tensor, region: Tensor, region_w: Tensor,
@@ -325,10 +326,12 @@ def _keypoint_term(pred: Tensor, target: Tensor, weight: Tensor, region: Tensor,
 
 
 def _evaluate(pb: _Problem, pose: Tensor, betas: Tensor | None, expr: Tensor | None, transl: Tensor,
-              focal_scale: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """(model points [B, K, 3], pixels [B, K, 2], vertices [B, N, 3], joints [B, J, 3])."""
-    joints, verts = pb.model(pose, betas, expr, transl)
-    pts = pb.corr.gather(joints, verts, pb.model.slot)
+              focal_scale: Tensor | None = None, light: bool = False) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """(model points [B, K, 3], pixels [B, K, 2], vertices [B, N, 3], joints [B, J, 3]); ``light``: use the
+    model reduced to the correspondence's vertices (no smoothness vertices)."""
+    model = pb.points_only if light and pb.points_only is not None else pb.model
+    joints, verts = model(pose, betas, expr, transl)
+    pts = pb.corr.gather(joints, verts, model.slot)
     px, _ = project(pts, pb.K, focal_scale)
     return pts, px, verts, joints
 
@@ -365,7 +368,7 @@ def _initial_root(pb: _Problem, data: _Data, betas: Tensor | None) -> tuple[Tens
     T = data.target.shape[0]
     dev = data.target.device
     zero = torch.zeros(1, pb.model.parents.shape[0], 3, device=dev)
-    pts, _, _, _ = _evaluate(pb, zero, betas, None, torch.zeros(1, 3, device=dev))
+    pts, _, _, _ = _evaluate(pb, zero, betas, None, torch.zeros(1, 3, device=dev), light=True)
     pts = pts[0]
     row = {int(k): i for i, k in enumerate(corr.keypoints)}
     f = float(pb.K[0, 0])
@@ -420,7 +423,7 @@ def _fit_root(pb: _Problem, data: _Data, frames: Tensor, root: Tensor, transl: T
             _schedule(opt, k, steps)
             opt.zero_grad()
             pose = torch.cat([r[:, None], torch.zeros(fr.numel(), J - 1, 3, device=r.device)], dim=1)
-            _, px, _, _ = _evaluate(pb, pose, betas, None, t)
+            _, px, _, _ = _evaluate(pb, pose, betas, None, t, light=True)
             loss = _keypoint_term(px / scale, data.target[fr] / scale, data.weight[fr] * rigid, data.region,
                                   pb.region_w, True)
             loss.backward()
@@ -674,7 +677,8 @@ def fit_subject(inp: FitInput, body: str = "anny", options: FitOptions | None = 
                       bone_b=torch.as_tensor(b, device=dev),
                       joint_w=torch.as_tensor(joint_prior_weights(model), device=dev),
                       region_w=torch.tensor(list(o.region_weights), dtype=torch.float32, device=dev),
-                      expr_range=_expression_range(model), options=o)
+                      expr_range=_expression_range(model), options=o,
+                      points_only=PointModel(model, corr.vertices_used()))
         return pb, data, corr
 
     # -- stage 1: init + calibration -------------------------------------------------------------
@@ -686,7 +690,8 @@ def fit_subject(inp: FitInput, body: str = "anny", options: FitOptions | None = 
     if float(data.weight.sum()) == 0:
         raise ValueError("fit: no confident keypoint in any frame (nothing to fit)")
     root, transl = _initial_root(pb, data, None)
-    all_frames = torch.as_tensor(np.nonzero(valid)[0], device=dev)
+    has_data = valid & (data.weight.sum(1) > 0).cpu().numpy()
+    all_frames = torch.as_tensor(np.nonzero(has_data)[0], device=dev)
     with bar(o.init_steps * max(1, math.ceil(all_frames.numel() / (o.window * 4))), "init") as pbar:
         root, transl = _fit_root(pb, data, all_frames, root, transl, None, o.init_steps, pbar)
     seconds["init"] = time.perf_counter() - t0
@@ -741,6 +746,9 @@ def fit_subject(inp: FitInput, body: str = "anny", options: FitOptions | None = 
     with bar(o.root_steps * max(1, math.ceil(all_frames.numel() / (o.window * 4))), "root (Eq. 16)") as pbar:
         root, transl = _fit_root(pb, data, all_frames, root, transl, betas_t, o.root_steps, pbar)
     seconds["root"] = time.perf_counter() - t0
+    # frames without data start from their nearest frame with data (the smoothness term then bridges them)
+    fill = torch.as_tensor(nearest_valid(has_data), device=dev)
+    root, transl = root[fill], transl[fill]
     state = _State(pose=torch.zeros(T, J, 3, device=dev), transl=transl.clone(), expr=torch.zeros(T, E, device=dev))
     state.pose[:, 0] = root
     w_np = data.weight.cpu().numpy()
@@ -758,8 +766,8 @@ def fit_subject(inp: FitInput, body: str = "anny", options: FitOptions | None = 
             if start > 0:
                 # warm start: frames not fitted yet take the last fitted frame's pose and expression
                 new = torch.arange(prev_end, stop, device=dev)
-                state.pose[new, 1:] = state.pose[prev_end - 1, 1:]
-                state.expr[new] = state.expr[prev_end - 1]
+                state.pose[new, 1:] = state.pose[prev_end - 1, 1:].clone()
+                state.expr[new] = state.expr[prev_end - 1].clone()
                 kept = (state.pose[frames].clone(), state.transl[frames].clone(), state.expr[frames].clone())
             anchor = None
             if start > 0:
@@ -778,14 +786,14 @@ def fit_subject(inp: FitInput, body: str = "anny", options: FitOptions | None = 
     seconds["fma"] = time.perf_counter() - t0
 
     # -- fill invalid frames, measure, package -----------------------------------------------------
-    near = torch.as_tensor(nearest_valid(valid), device=dev)
+    near = torch.as_tensor(nearest_valid(has_data), device=dev)
     state = _State(pose=state.pose[near], transl=state.transl[near], expr=state.expr[near])
     after_px = _project_all(pb, state, betas_t)
     lmd_after = landmark_distance(after_px, target_np, w_np, corr.keypoints)
     model_kp2d = np.full((T, NUM_KEYPOINTS, 2), np.nan, dtype=np.float32)
     model_kp2d[:, corr.keypoints] = after_px
     transl_np = state.transl.cpu().numpy().astype(np.float64)
-    centre = np.median(transl_np[valid], axis=0)
+    centre = np.median(transl_np[has_data], axis=0)
     w2c = np.eye(4)
     w2c[:3, :3] = CAMERA_ROTATION
     w2c[:3, 3] = CAMERA_ROTATION @ centre
@@ -823,7 +831,7 @@ def _project_all(pb: _Problem, state: _State, betas: Tensor | None, chunk: int =
     with torch.no_grad():
         for s in range(0, state.pose.shape[0], chunk):
             sl = slice(s, s + chunk)
-            _, px, _, _ = _evaluate(pb, state.pose[sl], betas, state.expr[sl], state.transl[sl])
+            _, px, _, _ = _evaluate(pb, state.pose[sl], betas, state.expr[sl], state.transl[sl], light=True)
             out.append(px.cpu().numpy())
     return np.concatenate(out).astype(np.float32)
 
