@@ -23,7 +23,7 @@ from thgs.prepare.errors import PrepareError
 from thgs.prepare.pipeline import PrepareConfig, prepare_subject
 from thgs.prepare.shots import ShotOptions
 
-from .conftest import moving_person, write_test_subject
+from .conftest import FPS, moving_person, write_test_subject
 
 T = 8
 
@@ -197,3 +197,23 @@ def test_cli_refuses_bad_arguments(person_subject, capsys):
     assert main(["prepare", str(person_subject / "nope")]) == 2
     assert main(["prepare", str(person_subject), "extra_out"]) == 2
     assert "OUT is only for a VIDEO" in capsys.readouterr().err
+
+
+def test_cli_prepares_a_video_and_resumes_it(tmp_path, mediapipe, capsys):
+    from thgs.cli import main
+    from thgs.io.video import write_video
+
+    video = tmp_path / "talk.mp4"
+    sr = 16000
+    write_video(video, moving_person(12), FPS, audio=(np.zeros(sr, np.float32), sr))
+    out = tmp_path / "me"
+    args = ["prepare", str(video), str(out), "--stages", "detect", "--quiet", "--shots-min-shot-frames", "4"]
+    assert main(args) == 0
+    assert open_subject(out).problems() == [] and open_subject(out).has_masks
+    capsys.readouterr()
+    assert main(args) == 0  # OUT was ingested from the same file: resumed, the detection reused
+    printed = capsys.readouterr().out
+    assert "resuming" in printed and "(cached)" in printed
+    other = tmp_path / "other.mp4"
+    other.write_bytes(video.read_bytes())
+    assert main(["prepare", str(other), str(out), "--quiet"]) == 2  # OUT belongs to another video

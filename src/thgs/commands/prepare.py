@@ -96,8 +96,7 @@ def _ingest(video: Path, out: Path, args: argparse.Namespace) -> bool:
         except (OSError, ValueError):
             meta = {}
         if str(meta.get("source", "")).startswith(f"ingest:{video.name}"):
-            if not args.quiet:
-                print(f"{out}: already ingested from {video.name}; resuming")
+            print(f"{out}: already ingested from {video.name}; resuming")
             return False
         raise UserError(f"{out}: exists and is not a subject ingested from {video.name}; choose another OUT")
     if args.size is not None and args.size < 2:

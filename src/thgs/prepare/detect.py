@@ -41,6 +41,9 @@ LEFT_WRIST, RIGHT_WRIST = 15, 16
 #: The head points that must lie inside the image, visible, for a frame to count as showing the person.
 HEAD_POINTS = (NOSE, LEFT_EYE, RIGHT_EYE)
 
+#: How much closer the other hand assignment must put the hands' wrists to the pose's wrists to be taken.
+SWAP_MARGIN = 0.5
+
 #: Side of the grayscale thumbnails kept per frame for the shot-cut detector's frame difference.
 THUMB_SIZE = 32
 
@@ -135,7 +138,8 @@ def gate(xy: np.ndarray, conf: np.ndarray, width: int, height: int) -> np.ndarra
 
 def hands_swapped(pose: np.ndarray | None, left: np.ndarray | None, right: np.ndarray | None) -> bool:
     """Whether the hands called left and right (``[21, >=2]`` pixels, wrist first) fit the pose's wrists
-    (``[33, >=2]``: 15 = the person's left wrist, 16 = right) better the other way round."""
+    (``[33, >=2]``: 15 = the person's left wrist, 16 = right) clearly better the other way round (their
+    wrists' total distance to the pose wrists below ``SWAP_MARGIN`` times the distance as labelled)."""
     if pose is None or (left is None and right is None):
         return False
     lw, rw = pose[LEFT_WRIST, :2], pose[RIGHT_WRIST, :2]
@@ -147,7 +151,9 @@ def hands_swapped(pose: np.ndarray | None, left: np.ndarray | None, right: np.nd
 
     as_is = d(left, lw) + d(right, rw)
     swapped = d(left, rw) + d(right, lw)
-    return swapped < as_is
+    # only a clear case: with the hands together (clasped) both assignments fit about as well, and
+    # holistic's own labels (taken from the same wrists) are kept rather than flipped from frame to frame
+    return swapped < SWAP_MARGIN * as_is
 
 
 def assemble(pose: np.ndarray | None, world: np.ndarray | None, left: np.ndarray | None,
