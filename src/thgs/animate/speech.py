@@ -44,10 +44,10 @@ VERSION = 1
 
 POOL = 4
 """Groups of feature steps each frame's window is mean-pooled into."""
-COMPONENTS = 32
+COMPONENTS = 96
 """Principal axes kept of the pooled, standardised per-frame features."""
 MAX_OFFSET = 6
-RADII = (0, 1, 2, 3)
+RADII = (0, 1, 2)
 LAMBDAS = (1e-3, 1e-2, 1e-1, 1.0)
 """Ridge weights (times the number of training rows)."""
 SMOOTHS = (0.0, 0.5, 2.0)
