@@ -175,3 +175,11 @@ def test_vertex_loss_margin():
     assert float(L.vertex_loss(means, parents)) == pytest.approx((1e-4 + 9e-4 + 25e-4) / 3)
     assert float(L.vertex_loss(means, parents, margin=0.02)) == pytest.approx((1e-4 + 9e-4) / 3)
     assert float(L.vertex_loss(means[:1], parents[:1], margin=0.02)) == 0.0
+
+
+def test_training_data_pixel_weights(real_subject):
+    assert TrainingData(real_subject, [0, 1]).pixel_weights(0) is None
+    data = TrainingData(real_subject, [0, 1], edge_band=1, edge_band_weight=0.25)
+    w = data.pixel_weights(0)
+    band = L.silhouette_band(data.mask(0), 1)
+    assert w.shape == (H, W, 1) and torch.all(w[band] == 0.25) and torch.all(w[~band] == 1.0) and band.any()
