@@ -75,7 +75,7 @@ def make_clip(folder: Path, out: Path, *, seconds: float, fps: float, height: in
     return write_video(out, frames(), fps, audio=(audio, 16000))
 
 
-def run(clip: Path, work: Path, device: str, stages: tuple[str, ...]
+def run(clip: Path, work: Path, device: str, stages: tuple[str, ...], bake_shape: bool = True
         ) -> tuple[list[tuple[str, float, float | None]], int]:
     """Ingest and prepare ``clip``; rows of (stage, wall seconds, CPU seconds of every thread or None)."""
     from thgs.io.ingest import ingest_video
@@ -86,7 +86,10 @@ def run(clip: Path, work: Path, device: str, stages: tuple[str, ...]
     ingest_video(clip, subject, progress=True)
     rows: list[tuple[str, float, float | None]] = [("ingest", time.perf_counter() - t0, time.process_time() - c0)]
     t0, c0 = time.perf_counter(), time.process_time()
-    report = prepare_subject(subject, PrepareConfig(stages=stages, device=device, progress=True))
+    from thgs.prepare.fit import FitOptions
+
+    cfg = PrepareConfig(stages=stages, device=device, progress=True, fit=FitOptions(bake_shape=bake_shape))
+    report = prepare_subject(subject, cfg)
     total, total_cpu = time.perf_counter() - t0, time.process_time() - c0
     cpu = report.get("cpu_seconds", {})
     for k, v in report["seconds"].items():
@@ -111,6 +114,9 @@ def main() -> int:
                         help="play every video of FOLDER in turn (shot cuts at the seams: prepare keeps the longest "
                              "shot) instead of looping the longest one")
     parser.add_argument("--work", type=Path, default=None, help="work folder (default: a temporary one)")
+    parser.add_argument("--no-bake-shape", action="store_true",
+                        help="keep the calibrated shape as coefficients of the cached shape basis instead of "
+                             "converting an exact anny body (for a machine without the anny package)")
     args = parser.parse_args()
     if args.clip is None and args.folder is None:
         parser.error("give a FOLDER of videos or --clip")
@@ -124,7 +130,7 @@ def main() -> int:
             clip = make_clip(args.folder, work / "clip.mp4", seconds=args.seconds, fps=args.fps, height=args.height,
                              concat=args.concat)
             print(f"made {clip} in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
-        rows, n = run(clip, work, args.device, stages)
+        rows, n = run(clip, work, args.device, stages, bake_shape=not args.no_bake_shape)
     import os
 
     import torch
