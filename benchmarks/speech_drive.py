@@ -52,7 +52,7 @@ def _frames_metrics(model, drive, subject, test, background, mode, backend, gt_i
     from tqdm import tqdm
 
     from thgs.animate.render import drive_animator, render_frame
-    from thgs.evaluation.evaluate import _gt
+    from thgs.evaluation.evaluate import ground_truth_image
     from thgs.evaluation.frames import frame_boxes
     from thgs.metrics.image import psnr
     from thgs.metrics.sync import envelope_sync, mouth_opening, opening_error, speech_envelope
@@ -61,7 +61,7 @@ def _frames_metrics(model, drive, subject, test, background, mode, backend, gt_i
     psnrs, op_r, op_g = [], [], []
     for t, frame in enumerate(tqdm(test, desc=progress, unit="frame", leave=False)):
         pred = render_frame(model, drive, t, background, mode, backend, animator=anim).cpu()
-        gt = _gt(subject, frame, background)
+        gt = ground_truth_image(subject, frame, background)
         g_in = gt_inputs(t)
         box_g = frame_boxes(model.body, *g_in, drive.camera(t)).get("mouth")
         if box_g is None:
