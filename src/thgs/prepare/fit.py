@@ -106,6 +106,8 @@ class FitOptions:
     refine_focal: bool = field(default=False, metadata={"help": "refine the focal length during calibration (barely determined from one view; regularised)"})
     smooth_vertices: int = field(default=300, metadata={"help": "vertices sampled for the smoothness term (plus those the correspondence uses)"})
     seed: int = field(default=0, metadata={"help": "seed of the vertex sampling"})
+    threads: int = field(default=1, metadata={"help": "CPU threads of torch during the fit (0: leave as is); the work "
+                                              "is many small tensor operations, where one thread is fastest"})
 
     @staticmethod
     def help() -> dict[str, str]:
@@ -632,10 +634,21 @@ def fit_subject(inp: FitInput, body: str = "anny", options: FitOptions | None = 
     Returns:
         :class:`FitResult`.
     """
-    from tqdm.auto import tqdm
-
     o = options or FitOptions()
     _check_input(inp)
+    before = torch.get_num_threads()
+    if o.threads > 0 and torch.device(device).type == "cpu":
+        torch.set_num_threads(o.threads)
+    try:
+        return _fit_subject(inp, body, o, device, progress, body_options)
+    finally:
+        torch.set_num_threads(before)
+
+
+def _fit_subject(inp: FitInput, body: str, o: FitOptions, device: str, progress: bool,
+                 body_options: dict[str, Any] | None) -> FitResult:
+    from tqdm.auto import tqdm
+
     torch.manual_seed(o.seed)
     dev = torch.device(device)
     T = inp.kp2d.shape[0]
