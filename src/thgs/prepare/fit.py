@@ -17,8 +17,8 @@ and the figures):
 4. **fma** (Eq. 17): per-frame pose of every joint, eyes, expression, root and translation, minimising the
    thresholded keypoint distance ``||L2D - Pi(theta, psi)|| * M(L2D, tr)`` plus ``lambda_T`` times the mean
    squared motion of the (subsampled) vertices between consecutive frames, plus a bone-direction term from
-   mediapipe's 3D world landmarks and pose/expression priors; windows of frames, each warm-started from the
-   previous one, every frame of a window in one batch.
+   mediapipe's 3D world landmarks and pose/expression priors; windows of frames sharing a few frames with
+   the previous one, every frame warm-started from its nearest calibration frame, a window in one batch.
 
 Camera convention (``docs/data-format.md``): OpenCV, ``x_cam = R x_world + t``. During the fit the world is
 the camera frame turned 180 degrees about x (a body facing +z, y up, faces the camera); the result moves
@@ -765,8 +765,12 @@ def _fit_subject(inp: FitInput, body: str, o: FitOptions, device: str, progress:
     state = _State(pose=torch.zeros(T, J, 3, device=dev), transl=transl.clone(), expr=torch.zeros(T, E, device=dev))
     state.pose[:, 0] = root
     w_np = data.weight.cpu().numpy()
-    target_np = data.target.cpu().numpy()
     before_px = _project_all(pb, state, betas_t)
+    # warm start: every frame's joints and expression from its nearest calibration frame (fitted there)
+    near_calib = torch.as_tensor(np.abs(np.arange(T)[:, None] - calib[None]).argmin(1), device=dev)
+    state.pose[:, 1:] = cstate.pose[near_calib, 1:]
+    state.expr[:] = cstate.expr[near_calib]
+    target_np = data.target.cpu().numpy()
     lmd_before = landmark_distance(before_px, target_np, w_np, corr.keypoints)
 
     # -- stage 3: FMA (Eq. 17), windowed and warm-started -----------------------------------------
@@ -777,10 +781,6 @@ def _fit_subject(inp: FitInput, body: str, o: FitOptions, device: str, progress:
         for start, stop in windows:
             frames = torch.arange(start, stop, device=dev)
             if start > 0:
-                # warm start: frames not fitted yet take the last fitted frame's pose and expression
-                new = torch.arange(prev_end, stop, device=dev)
-                state.pose[new, 1:] = state.pose[prev_end - 1, 1:].clone()
-                state.expr[new] = state.expr[prev_end - 1].clone()
                 kept = (state.pose[frames].clone(), state.transl[frames].clone(), state.expr[frames].clone())
             anchor = None
             if start > 0:
