@@ -1,6 +1,6 @@
 """FMA against ground truth: fit a synthetic subject's video and compare with the parameters it was made from.
 
-    python benchmarks/prepare_synth_truth.py                      # anny, 4 s, 25 fps, 256 px high
+    python benchmarks/prepare_synth_truth.py                      # anny, 4 s, 25 fps, 512x288
     python benchmarks/prepare_synth_truth.py --seconds 8 --size 512 --device cuda
 
 Steps: ``thgs synth`` makes a subject whose every pose and expression is known; its frames and audio are
@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seconds", type=float, default=4.0)
     ap.add_argument("--fps", type=float, default=25.0)
-    ap.add_argument("--size", type=int, default=256, help="frame height (pixels)")
+    ap.add_argument("--size", type=int, default=288, help="frame height (pixels); the 16:9 width must come out even for H.264")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--work", default=None, help="folder for the subject and the mp4 (default: a temporary one)")

@@ -85,26 +85,52 @@ class FitInput:
 class FitOptions:
     """Options of :func:`fit_subject`; each field's help says what it does."""
 
-    confidence: float = field(default=0.2, metadata={"help": "keypoints with a confidence at or below this are left out (M(L2D, tr) of Eq. 17; 0.2 as in the paper's 5.2)"})
-    lambda_t: float = field(default=0.02, metadata={"help": "weight of the temporal vertex smoothness of Eq. 17 (mean squared motion per frame, in mm^2)"})
-    bone_weight: float = field(default=5.0, metadata={"help": "weight of the bone-direction prior from mediapipe's 3D world landmarks (1 - cosine per bone)"})
-    pose_prior: float = field(default=1.0, metadata={"help": "weight of the L2 prior on joint rotations (radians^2, per-joint scaled: spine/neck/fingers light, twist heavy)"})
-    expression_prior: float = field(default=0.1, metadata={"help": "weight of the L2 prior on expression coefficients"})
-    shape_prior: float = field(default=1.0, metadata={"help": "weight of the L2 prior on shape coefficients (phenotype offsets, proportion changes, betas)"})
-    focal_prior: float = field(default=50.0, metadata={"help": "weight of the prior keeping log(focal / given focal) near 0 when the focal length is refined"})
-    region_weights: tuple[float, float, float] = field(default=(1.0, 1.0, 1.0), metadata={"help": "weights of the face, body and hands keypoint terms (each a mean over its confident points)"})
-    init_steps: int = field(default=40, metadata={"help": "Adam steps of the initial root/translation fit (default body, before calibration)"})
-    calib_frames: int = field(default=24, metadata={"help": "number of well-detected frames (spread over the video) the calibration uses"})
+    confidence: float = field(default=0.2, metadata={"help": (
+        "keypoints with a confidence at or below this are left out (M(L2D, tr) of Eq. 17; 0.2 as in"
+        " the paper's 5.2)")})
+    lambda_t: float = field(default=0.02, metadata={"help": (
+        "weight of the temporal vertex smoothness of Eq. 17 (mean squared motion per frame, in "
+        "mm^2)")})
+    bone_weight: float = field(default=5.0, metadata={"help": (
+        "weight of the bone-direction prior from mediapipe's 3D world landmarks (1 - cosine per "
+        "bone)")})
+    pose_prior: float = field(default=1.0, metadata={"help": (
+        "weight of the L2 prior on joint rotations (radians^2, per-joint scaled: spine/neck/fingers"
+        " light, twist heavy)")})
+    expression_prior: float = field(default=0.1, metadata={"help": (
+        "weight of the L2 prior on expression coefficients")})
+    shape_prior: float = field(default=1.0, metadata={"help": (
+        "weight of the L2 prior on shape coefficients (phenotype offsets, proportion changes, "
+        "betas)")})
+    focal_prior: float = field(default=50.0, metadata={"help": (
+        "weight of the prior keeping log(focal / given focal) near 0 when the focal length is "
+        "refined")})
+    region_weights: tuple[float, float, float] = field(default=(1.0, 1.0, 1.0), metadata={"help": (
+        "weights of the face, body and hands keypoint terms (each a mean over its confident points)")})
+    init_steps: int = field(default=40, metadata={"help": (
+        "Adam steps of the initial root/translation fit (default body, before calibration)")})
+    calib_frames: int = field(default=24, metadata={"help": (
+        "number of well-detected frames (spread over the video) the calibration uses")})
     calib_steps: int = field(default=150, metadata={"help": "Adam steps of the calibration"})
-    root_steps: int = field(default=40, metadata={"help": "Adam steps of the Eq. 16 stage (root orientation and translation, rest pose)"})
+    root_steps: int = field(default=40, metadata={"help": (
+        "Adam steps of the Eq. 16 stage (root orientation and translation, rest pose)")})
     fma_steps: int = field(default=60, metadata={"help": "Adam steps per FMA window"})
     window: int = field(default=120, metadata={"help": "frames per FMA window (one batch)"})
-    overlap: int = field(default=8, metadata={"help": "frames shared by consecutive windows (re-fitted and cross-faded)"})
-    lr: float = field(default=0.02, metadata={"help": "Adam learning rate of rotations (radians); expressions use 2x, translations 0.02x, shape 1x"})
-    proportions: bool = field(default=True, metadata={"help": "anny: fit the proportion correction (head scale, arm, spine, neck lengths, shoulder width) too"})
-    bake_shape: bool = field(default=True, metadata={"help": "anny: convert the calibrated phenotype and proportions into an exact body for FMA and the subject"})
-    refine_focal: bool = field(default=False, metadata={"help": "refine the focal length during calibration (barely determined from one view; regularised)"})
-    smooth_vertices: int = field(default=300, metadata={"help": "vertices sampled for the smoothness term (plus those the correspondence uses)"})
+    overlap: int = field(default=8, metadata={"help": (
+        "frames shared by consecutive windows (re-fitted and cross-faded)")})
+    lr: float = field(default=0.02, metadata={"help": (
+        "Adam learning rate of rotations (radians); expressions use 2x, translations 0.02x, shape "
+        "1x")})
+    proportions: bool = field(default=True, metadata={"help": (
+        "anny: fit the proportion correction (head scale, arm, spine, neck lengths, shoulder width)"
+        " too")})
+    bake_shape: bool = field(default=True, metadata={"help": (
+        "anny: convert the calibrated phenotype and proportions into an exact body for FMA and the "
+        "subject")})
+    refine_focal: bool = field(default=False, metadata={"help": (
+        "refine the focal length during calibration (barely determined from one view; regularised)")})
+    smooth_vertices: int = field(default=300, metadata={"help": (
+        "vertices sampled for the smoothness term (plus those the correspondence uses)")})
     seed: int = field(default=0, metadata={"help": "seed of the vertex sampling"})
     threads: int = field(default=1, metadata={"help": "CPU threads of torch during the fit (0: leave as is); the work "
                                               "is many small tensor operations, where one thread is fastest"})
