@@ -253,6 +253,8 @@ class SmplxData:
     posedirs: np.ndarray
     hands_components: dict[str, np.ndarray] = field(default_factory=dict)
     hands_mean: dict[str, np.ndarray] = field(default_factory=dict)
+    landmark_faces: np.ndarray | None = None
+    landmark_bary: np.ndarray | None = None
 
 
 def _field(raw: Mapping[str, Any], name: str, source: str) -> np.ndarray:
@@ -329,10 +331,17 @@ def read_smplx(path: str | os.PathLike) -> SmplxData:
     for name, arr in (("v_template", v), ("J_regressor", jreg), ("weights", w), ("shapedirs", sd), ("posedirs", pd)):
         if not np.isfinite(arr).all():
             raise ValueError(f"{src}: field '{name}' holds NaN or infinite values")
+    lmk_f = lmk_b = None
+    if "lmk_faces_idx" in raw and "lmk_bary_coords" in raw:
+        lmk_f = np.asarray(raw["lmk_faces_idx"]).astype(np.int64).reshape(-1)
+        lmk_b = np.asarray(raw["lmk_bary_coords"], dtype=np.float64)
+        _shape(lmk_b, "lmk_bary_coords", (lmk_f.shape[0], 3), src)
+        if lmk_f.size and (lmk_f.min() < 0 or lmk_f.max() >= f.shape[0]):
+            raise ValueError(f"{src}: field 'lmk_faces_idx' indexes faces outside [0, {f.shape[0]})")
     return SmplxData(
         path=path, v_template=v, faces=f, J_regressor=jreg, parents=parents, weights=w,
         shapedirs=sd[..., :ns], exprdirs=sd[..., ns:], posedirs=pd.reshape(V * 3, NUM_POSE_BASIS).T.copy(),
-        hands_components=hc, hands_mean=hm,
+        hands_components=hc, hands_mean=hm, landmark_faces=lmk_f, landmark_bary=lmk_b,
     )
 
 
@@ -470,6 +479,9 @@ def to_body_model(data: SmplxData, num_betas: int | None = None, num_expression:
         "hands_mean_left": t(data.hands_mean["left"]).float(),
         "hands_mean_right": t(data.hands_mean["right"]).float(),
     }
+    if data.landmark_faces is not None:
+        meta["landmark_embedding"] = {"faces_idx": data.landmark_faces.tolist(),
+                                      "bary": data.landmark_bary.tolist()}
     return BodyModel(
         name="smplx", v_template=t(data.v_template), faces=t(data.faces), joint_regressor=t(data.J_regressor),
         parents=t(data.parents), joint_names=names, lbs_weights=t(data.weights),

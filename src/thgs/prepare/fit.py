@@ -17,8 +17,8 @@ and the figures):
 4. **fma** (Eq. 17): per-frame pose of every joint, eyes, expression, root and translation, minimising the
    thresholded keypoint distance ``||L2D - Pi(theta, psi)|| * M(L2D, tr)`` plus ``lambda_T`` times the mean
    squared motion of the (subsampled) vertices between consecutive frames, plus a bone-direction term from
-   mediapipe's 3D world landmarks and pose/expression priors; windows of frames, each warm-started from the
-   previous one, every frame of a window in one batch.
+   mediapipe's 3D world landmarks and pose/expression priors; windows of frames sharing a few frames with
+   the previous one, every frame warm-started from its nearest calibration frame, a window in one batch.
 
 Camera convention (``docs/data-format.md``): OpenCV, ``x_cam = R x_world + t``. During the fit the world is
 the camera frame turned 180 degrees about x (a body facing +z, y up, faces the camera); the result moves
@@ -85,27 +85,55 @@ class FitInput:
 class FitOptions:
     """Options of :func:`fit_subject`; each field's help says what it does."""
 
-    confidence: float = field(default=0.2, metadata={"help": "keypoints with a confidence at or below this are left out (M(L2D, tr) of Eq. 17; 0.2 as in the paper's 5.2)"})
-    lambda_t: float = field(default=0.02, metadata={"help": "weight of the temporal vertex smoothness of Eq. 17 (mean squared motion per frame, in mm^2)"})
-    bone_weight: float = field(default=5.0, metadata={"help": "weight of the bone-direction prior from mediapipe's 3D world landmarks (1 - cosine per bone)"})
-    pose_prior: float = field(default=1.0, metadata={"help": "weight of the L2 prior on joint rotations (radians^2, per-joint scaled: spine/neck/fingers light, twist heavy)"})
-    expression_prior: float = field(default=0.1, metadata={"help": "weight of the L2 prior on expression coefficients"})
-    shape_prior: float = field(default=1.0, metadata={"help": "weight of the L2 prior on shape coefficients (phenotype offsets, proportion changes, betas)"})
-    focal_prior: float = field(default=50.0, metadata={"help": "weight of the prior keeping log(focal / given focal) near 0 when the focal length is refined"})
-    region_weights: tuple[float, float, float] = field(default=(1.0, 1.0, 1.0), metadata={"help": "weights of the face, body and hands keypoint terms (each a mean over its confident points)"})
-    init_steps: int = field(default=40, metadata={"help": "Adam steps of the initial root/translation fit (default body, before calibration)"})
-    calib_frames: int = field(default=24, metadata={"help": "number of well-detected frames (spread over the video) the calibration uses"})
+    confidence: float = field(default=0.2, metadata={"help": (
+        "keypoints with a confidence at or below this are left out (M(L2D, tr) of Eq. 17; 0.2 as in"
+        " the paper's 5.2)")})
+    lambda_t: float = field(default=0.02, metadata={"help": (
+        "weight of the temporal vertex smoothness of Eq. 17 (mean squared motion per frame, in "
+        "mm^2)")})
+    bone_weight: float = field(default=5.0, metadata={"help": (
+        "weight of the bone-direction prior from mediapipe's 3D world landmarks (1 - cosine per "
+        "bone)")})
+    pose_prior: float = field(default=1.0, metadata={"help": (
+        "weight of the L2 prior on joint rotations (radians^2, per-joint scaled: spine/neck/fingers"
+        " light, twist heavy)")})
+    expression_prior: float = field(default=0.1, metadata={"help": (
+        "weight of the L2 prior on expression coefficients")})
+    shape_prior: float = field(default=1.0, metadata={"help": (
+        "weight of the L2 prior on shape coefficients (phenotype offsets, proportion changes, "
+        "betas)")})
+    focal_prior: float = field(default=50.0, metadata={"help": (
+        "weight of the prior keeping log(focal / given focal) near 0 when the focal length is "
+        "refined")})
+    region_weights: tuple[float, float, float] = field(default=(1.0, 1.0, 1.0), metadata={"help": (
+        "weights of the face, body and hands keypoint terms (each a mean over its confident points)")})
+    init_steps: int = field(default=40, metadata={"help": (
+        "Adam steps of the initial root/translation fit (default body, before calibration)")})
+    calib_frames: int = field(default=24, metadata={"help": (
+        "number of well-detected frames (spread over the video) the calibration uses")})
     calib_steps: int = field(default=150, metadata={"help": "Adam steps of the calibration"})
-    root_steps: int = field(default=40, metadata={"help": "Adam steps of the Eq. 16 stage (root orientation and translation, rest pose)"})
+    root_steps: int = field(default=40, metadata={"help": (
+        "Adam steps of the Eq. 16 stage (root orientation and translation, rest pose)")})
     fma_steps: int = field(default=60, metadata={"help": "Adam steps per FMA window"})
     window: int = field(default=120, metadata={"help": "frames per FMA window (one batch)"})
-    overlap: int = field(default=8, metadata={"help": "frames shared by consecutive windows (re-fitted and cross-faded)"})
-    lr: float = field(default=0.02, metadata={"help": "Adam learning rate of rotations (radians); expressions use 2x, translations 0.02x, shape 1x"})
-    proportions: bool = field(default=True, metadata={"help": "anny: fit the proportion correction (head scale, arm, spine, neck lengths, shoulder width) too"})
-    bake_shape: bool = field(default=True, metadata={"help": "anny: convert the calibrated phenotype and proportions into an exact body for FMA and the subject"})
-    refine_focal: bool = field(default=False, metadata={"help": "refine the focal length during calibration (barely determined from one view; regularised)"})
-    smooth_vertices: int = field(default=300, metadata={"help": "vertices sampled for the smoothness term (plus those the correspondence uses)"})
+    overlap: int = field(default=8, metadata={"help": (
+        "frames shared by consecutive windows (re-fitted and cross-faded)")})
+    lr: float = field(default=0.02, metadata={"help": (
+        "Adam learning rate of rotations (radians); expressions use 2x, translations 0.02x, shape "
+        "1x")})
+    proportions: bool = field(default=True, metadata={"help": (
+        "anny: fit the proportion correction (head scale, arm, spine, neck lengths, shoulder width)"
+        " too")})
+    bake_shape: bool = field(default=True, metadata={"help": (
+        "anny: convert the calibrated phenotype and proportions into an exact body for FMA and the "
+        "subject")})
+    refine_focal: bool = field(default=False, metadata={"help": (
+        "refine the focal length during calibration (barely determined from one view; regularised)")})
+    smooth_vertices: int = field(default=300, metadata={"help": (
+        "vertices sampled for the smoothness term (plus those the correspondence uses)")})
     seed: int = field(default=0, metadata={"help": "seed of the vertex sampling"})
+    threads: int = field(default=1, metadata={"help": "CPU threads of torch during the fit (0: leave as is); the work "
+                                              "is many small tensor operations, where one thread is fastest"})
 
     @staticmethod
     def help() -> dict[str, str]:
@@ -632,10 +660,21 @@ def fit_subject(inp: FitInput, body: str = "anny", options: FitOptions | None = 
     Returns:
         :class:`FitResult`.
     """
-    from tqdm.auto import tqdm
-
     o = options or FitOptions()
     _check_input(inp)
+    before = torch.get_num_threads()
+    if o.threads > 0 and torch.device(device).type == "cpu":
+        torch.set_num_threads(o.threads)
+    try:
+        return _fit_subject(inp, body, o, device, progress, body_options)
+    finally:
+        torch.set_num_threads(before)
+
+
+def _fit_subject(inp: FitInput, body: str, o: FitOptions, device: str, progress: bool,
+                 body_options: dict[str, Any] | None) -> FitResult:
+    from tqdm.auto import tqdm
+
     torch.manual_seed(o.seed)
     dev = torch.device(device)
     T = inp.kp2d.shape[0]
@@ -752,8 +791,12 @@ def fit_subject(inp: FitInput, body: str = "anny", options: FitOptions | None = 
     state = _State(pose=torch.zeros(T, J, 3, device=dev), transl=transl.clone(), expr=torch.zeros(T, E, device=dev))
     state.pose[:, 0] = root
     w_np = data.weight.cpu().numpy()
-    target_np = data.target.cpu().numpy()
     before_px = _project_all(pb, state, betas_t)
+    # warm start: every frame's joints and expression from its nearest calibration frame (fitted there)
+    near_calib = torch.as_tensor(np.abs(np.arange(T)[:, None] - calib[None]).argmin(1), device=dev)
+    state.pose[:, 1:] = cstate.pose[near_calib, 1:]
+    state.expr[:] = cstate.expr[near_calib]
+    target_np = data.target.cpu().numpy()
     lmd_before = landmark_distance(before_px, target_np, w_np, corr.keypoints)
 
     # -- stage 3: FMA (Eq. 17), windowed and warm-started -----------------------------------------
@@ -764,10 +807,6 @@ def fit_subject(inp: FitInput, body: str = "anny", options: FitOptions | None = 
         for start, stop in windows:
             frames = torch.arange(start, stop, device=dev)
             if start > 0:
-                # warm start: frames not fitted yet take the last fitted frame's pose and expression
-                new = torch.arange(prev_end, stop, device=dev)
-                state.pose[new, 1:] = state.pose[prev_end - 1, 1:].clone()
-                state.expr[new] = state.expr[prev_end - 1].clone()
                 kept = (state.pose[frames].clone(), state.transl[frames].clone(), state.expr[frames].clone())
             anchor = None
             if start > 0:
