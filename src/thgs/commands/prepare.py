@@ -80,7 +80,8 @@ def _check_body(body: str) -> None:
         path, searched = smplx_body.find_model()
         if path is None:
             raise UserError("--body smplx needs an SMPL-X model file (SMPLX_NEUTRAL.npz from the SMPL-X "
-                            f"site); none found (searched: {', '.join(searched)}); set {smplx_body.ENV_VAR} or use --body anny")
+                            f"site); none found (searched: {', '.join(searched)}); set {smplx_body.ENV_VAR} "
+                            "or use --body anny")
 
 
 def _ingest(video: Path, out: Path, args: argparse.Namespace) -> bool:

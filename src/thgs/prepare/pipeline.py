@@ -171,6 +171,12 @@ def _digest(*parts: Any) -> str:
     return h.hexdigest()[:32]
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 class _PngSink:
     """Writes masks as PNG files on worker threads (a bounded queue keeps memory flat)."""
 
@@ -273,6 +279,7 @@ def stage_detect(run: _Run) -> Detections:
         old = run.cache / MASKS_DIR
         if old.exists():
             shutil.rmtree(old)
+        os.chmod(staging, 0o777 & ~_umask())  # mkdtemp makes it private; the masks folder is not
         os.replace(staging, old)
     finally:
         if staging.exists():
