@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -20,6 +19,7 @@ import pytest
 from thgs.data import open_subject
 from thgs.prepare import layout, pipeline
 from thgs.prepare.errors import PrepareError
+from thgs.prepare.fit import FitInput, FitOptions, FitResult
 from thgs.prepare.pipeline import PrepareConfig, prepare_subject
 from thgs.prepare.shots import ShotOptions
 
@@ -28,53 +28,21 @@ from .conftest import FPS, moving_person, write_test_subject
 T = 8
 
 
-@dataclass
-class _Input:
-    kp2d: np.ndarray
-    world: np.ndarray | None
-    valid: np.ndarray
-    K: np.ndarray
-    width: int
-    height: int
-    fps: float
-
-
-@dataclass
-class _Options:
-    steps: int = 3
-
-
-@dataclass
-class _Result:
-    pose: np.ndarray
-    transl: np.ndarray
-    betas: np.ndarray
-    expression: np.ndarray
-    body_spec: dict
-    K: np.ndarray
-    world_to_cam: np.ndarray
-    model_kp2d: np.ndarray
-    lmd_before: dict
-    lmd_after: dict
-    stage_seconds: dict
-    report: dict = field(default_factory=dict)
-
-
 def fake_fit(calls: list) -> SimpleNamespace:
-    """A stand-in for thgs.prepare.fit with the same interface (toy body, the keypoints as 'model' points)."""
+    """thgs.prepare.fit with a stand-in fit_subject (toy body, the keypoints as 'model' points)."""
 
     def fit_subject(inp, body="anny", options=None, device="cpu", progress=True):
         calls.append(inp)
         n = inp.kp2d.shape[0]
         w2c = np.eye(4, dtype=np.float32)
         w2c[2, 3] = 3.0
-        return _Result(pose=np.zeros((n, 55, 3), np.float32), transl=np.zeros((n, 3), np.float32),
+        return FitResult(pose=np.zeros((n, 55, 3), np.float32), transl=np.zeros((n, 3), np.float32),
                        betas=np.zeros(4, np.float32), expression=np.zeros((n, 8), np.float32),
                        body_spec={"model": "toy", "options": {}}, K=inp.K.astype(np.float32), world_to_cam=w2c,
                        model_kp2d=inp.kp2d[..., :2] + 1.0, lmd_before={"face": 20.0, "body": 30.0, "hands": 25.0},
                        lmd_after={"face": 2.0, "body": 3.0, "hands": 2.5}, stage_seconds={"calibrate": 0.1, "fma": 0.2})
 
-    return SimpleNamespace(FitInput=_Input, FitOptions=_Options, fit_subject=fit_subject)
+    return SimpleNamespace(FitInput=FitInput, FitOptions=FitOptions, fit_subject=fit_subject)
 
 
 @pytest.fixture
