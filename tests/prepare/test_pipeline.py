@@ -185,3 +185,14 @@ def test_cli_prepares_a_video_and_resumes_it(tmp_path, mediapipe, capsys):
     other = tmp_path / "other.mp4"
     other.write_bytes(video.read_bytes())
     assert main(["prepare", str(other), str(out), "--quiet"]) == 2  # OUT belongs to another video
+
+
+def test_split_follows_the_recorded_video_rule_less_invalid_frames():
+    valid = np.ones(50, bool)
+    valid[3] = False
+    short = pipeline.split_for(valid, (0, 50), fps=25.0)  # 2 s: every frame of the first 80% trains
+    assert short["test"] == list(range(40, 50)) and short["train"] == [i for i in range(40) if i != 3]
+    shot = pipeline.split_for(np.ones(60, bool), (10, 60), fps=25.0)  # over the kept shot only
+    assert shot["train"][0] == 10 and shot["test"] == list(range(50, 60))
+    long = pipeline.split_for(np.ones(1800, bool), (0, 1800), fps=30.0)  # a minute: the paper's rule
+    assert long["train"][:3] == [0, 4, 8] and long["test"][0] == 1500

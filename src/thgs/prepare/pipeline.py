@@ -41,10 +41,10 @@ from thgs.data.format import (
     MASKS_DIR,
     META_FILE,
     PARAMS_FILE,
-    default_split,
     frame_file,
     meta_problems,
     params_problems,
+    video_split,
 )
 from thgs.prepare import layout
 from thgs.prepare.detect import DetectOptions, Detections, detect_video, mediapipe_version, prefetch
@@ -358,10 +358,12 @@ def _check_fit(rec: FitRecord, T: int, root: Path) -> None:
         raise RuntimeError(f"{root}: " + "; ".join(problems))
 
 
-def split_for(valid: np.ndarray, kept: tuple[int, int]) -> dict[str, list[int]]:
-    """The paper's split (:func:`thgs.data.format.default_split`) over the kept shot, less invalid frames."""
+def split_for(valid: np.ndarray, kept: tuple[int, int], fps: float) -> dict[str, list[int]]:
+    """The recorded-video split (:func:`thgs.data.format.video_split`: the paper's rule for a minute or more,
+    the last 20% held out and every earlier frame training for shorter clips) over the kept shot, less
+    invalid frames."""
     start, end = kept
-    base = default_split(end - start)
+    base = video_split(end - start, fps)
     return {k: [start + i for i in v if valid[start + i]] for k, v in base.items()}
 
 
@@ -438,7 +440,7 @@ def stage_write(run: _Run, det: Detections, shots: ShotResult, fit: FitRecord | 
     from thgs.data.writer import meta_json
 
     root, s = run.root, run.subject
-    split = split_for(shots.valid, shots.kept)
+    split = split_for(shots.valid, shots.kept, s.fps)
     if not split["train"]:
         raise PrepareError(f"{root}: no training frame is left after leaving out invalid frames "
                            f"({report['frames']['valid']} valid of {s.num_frames})")
@@ -471,7 +473,7 @@ def build_report(run: _Run, det: Detections, shots: ShotResult, fit: FitRecord |
     from thgs import __version__
 
     s = run.subject
-    split = split_for(shots.valid, shots.kept)
+    split = split_for(shots.valid, shots.kept, s.fps)
     others = det.others.astype(int)
     switches = [c.frame for c in shots.cuts if c.kind == "switch"]
     record = {
