@@ -32,9 +32,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.run.is_dir():
         raise UserError(f"{args.run}: not a run folder")
     path = find_avatar(args.run)
-    root = args.data or training_subject_root(args.run)
-    if root is None:
-        raise UserError(f"{args.run}: config.json records no training subject (field 'subject.root'); pass --data")
+    root = training_subject_root(args.run, args.data)
     try:
         subject = open_subject(root)
     except SubjectError as exc:
