@@ -157,7 +157,7 @@ def _validate(args: argparse.Namespace) -> None:
             raise UserError(f"{flag} must be >= {low}, got {value}")
 
 
-def _train(out: Path, subject: Any, name: str, device: str, steps: int) -> Path:
+def _train(out: Path, subject: Any, name: str, device: str, steps: int, progress: bool = True) -> Path:
     import dataclasses
 
     from thgs.cli import UserError
@@ -168,7 +168,8 @@ def _train(out: Path, subject: Any, name: str, device: str, steps: int) -> Path:
         cfg = preset(name)
     except KeyError as exc:
         raise UserError(f"--preset: {exc.args[0]}") from None
-    cfg = dataclasses.replace(scaled_steps(cfg, steps) if steps else cfg, device=device)
+    cfg = dataclasses.replace(scaled_steps(cfg, steps) if steps else cfg, device=device,
+                              progress=cfg.progress and progress)
     run_dir = out / "run"
     if not (run_dir / FINAL).exists():
         resume = (run_dir / CHECKPOINT).exists()
@@ -287,7 +288,7 @@ def run(args: argparse.Namespace) -> int:
 
     name = args.preset or ("fast" if device.startswith("cuda") else "cpu")
     t = time.perf_counter()
-    final = _train(out, subject, name, device, args.steps)
+    final = _train(out, subject, name, device, args.steps, progress=not args.quiet)
     timings["train_s"] = time.perf_counter() - t
 
     t = time.perf_counter()
