@@ -52,6 +52,31 @@ def pool(jobs: list[tuple[str, list[str], Path]], workers: int) -> list[str]:
     return failed
 
 
+def warm_gsplat() -> None:
+    """Compile gsplat's CUDA kernels once, before the parallel processes would all try to at the same time."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return
+    try:
+        import gsplat
+    except ImportError:
+        return
+    t = time.perf_counter()
+    d = torch.device("cuda")
+    means = torch.zeros(1, 3, device=d)
+    quats = torch.tensor([[1.0, 0, 0, 0]], device=d)
+    scales = torch.full((1, 3), 0.1, device=d)
+    K = torch.tensor([[[50.0, 0, 32], [0, 50.0, 32], [0, 0, 1]]], device=d)
+    view = torch.eye(4, device=d)[None]
+    view[0, 2, 3] = 2.0
+    gsplat.rasterization(means, quats, scales, torch.ones(1, device=d), torch.ones(1, 3, device=d), view, K, 64, 64)
+    gsplat.rasterization_2dgs(means, quats, scales, torch.ones(1, device=d), torch.ones(1, 3, device=d), view, K,
+                              64, 64)
+    torch.cuda.synchronize()
+    print(f"gsplat ready in {time.perf_counter() - t:.0f} s", flush=True)
+
+
 def run_dirs(out: Path, name: str, ablations: list[str]) -> dict[str, Path]:
     dirs = {"full": out / name / "run"}
     dirs.update({a: out / name / "ablations" / a for a in ablations})
@@ -243,6 +268,7 @@ def main() -> int:
                 p.error(f"unknown ablation {a!r}; choose from {', '.join(FLAGS)}")
     failed: list[str] = []
     t0 = time.perf_counter()
+    warm_gsplat()
     for phase, fn in (("demo", phase_demo), ("train", phase_train), ("eval", phase_eval)):
         if args.phase in ("all", phase):
             t = time.perf_counter()
