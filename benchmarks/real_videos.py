@@ -71,8 +71,6 @@ def warm_gsplat() -> None:
     view = torch.eye(4, device=d)[None]
     view[0, 2, 3] = 2.0
     gsplat.rasterization(means, quats, scales, torch.ones(1, device=d), torch.ones(1, 3, device=d), view, K, 64, 64)
-    gsplat.rasterization_2dgs(means, quats, scales, torch.ones(1, device=d), torch.ones(1, 3, device=d), view, K,
-                              64, 64)
     torch.cuda.synchronize()
     print(f"gsplat ready in {time.perf_counter() - t:.0f} s", flush=True)
 
