@@ -35,9 +35,9 @@ def test_summarize_rows_and_csv():
 
 def test_eval_command_writes_every_metric(eval_run, eval_subject, tmp_path):
     from thgs.data.subject import open_subject
-    from thgs.train.data import subject_background
+    from thgs.runs.frames import load_audio_windows, subject_background
     from thgs.train.evaluate import evaluate_subject
-    from thgs.train.trainer import load_audio_windows, load_avatar
+    from thgs.runs.avatar_io import load_avatar
 
     out = tmp_path / "ev"
     assert main(["eval", str(eval_run), "--out", str(out), "--lpips", "alex", "--no-progress"]) == 0

@@ -5,8 +5,9 @@ import pytest
 import torch
 
 from thgs.avatar.model import GROUPS
-from thgs.train.config import PRESETS, preset, scaled_steps
-from thgs.train.trainer import CHECKPOINT, CONFIG, FINAL, METRICS, Trainer, load_avatar
+from thgs.runs.config import PRESETS, preset, scaled_steps
+from thgs.runs.avatar_io import CHECKPOINT, CONFIG, FINAL, METRICS, load_avatar
+from thgs.train.trainer import Trainer
 
 
 def _skinning() -> str:

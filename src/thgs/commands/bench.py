@@ -77,13 +77,9 @@ def _avatar(args: argparse.Namespace, device: str, gaussians: int):
     from thgs.cli import UserError
 
     if args.run is not None:
-        from thgs.commands.render import find_avatar
-        from thgs.train.trainer import load_avatar
+        from thgs.runs.folder import find_avatar, load_run_avatar
 
-        try:
-            model, cfg, _ = load_avatar(find_avatar(args.run), device=device)
-        except ValueError as exc:
-            raise UserError(str(exc)) from None
+        model, cfg, _ = load_run_avatar(find_avatar(args.run), device=device)
         for g in model.active:  # inference runs every trained component
             if model.group_parameters(g):
                 model.set_group_active(g, True)
@@ -109,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
     from thgs.bench.speed import SpeedOptions, render_speed, train_speed
     from thgs.bench.table import bench_markdown
     from thgs.cli import UserError
-    from thgs.train.config import PRESETS
+    from thgs.runs.config import PRESETS
     from thgs.utils.io import write_json, write_text
 
     for name in ("gaussians", "width", "height", "repeats", "batch", "train_steps", "train_subject_size"):

@@ -17,7 +17,7 @@ DESCRIPTION = ("Train a THGS avatar on DATA (a subject folder) into RUN. Start f
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from thgs.config import add_dataclass_arguments
-    from thgs.train.config import TrainConfig
+    from thgs.runs.config import TrainConfig
 
     parser.add_argument("data", type=Path, help="subject folder (thgs format, e.g. written by `thgs synth`)")
     parser.add_argument("--out", type=Path, required=True, help="run folder for config, metrics and checkpoints")
@@ -34,7 +34,7 @@ def given_flags(args: argparse.Namespace) -> dict:
     """The TrainConfig fields the user set on the command line, with their values."""
     import dataclasses
 
-    from thgs.train.config import TrainConfig
+    from thgs.runs.config import TrainConfig
 
     given = {}
     for f in dataclasses.fields(TrainConfig):
@@ -61,7 +61,7 @@ def resolve_config(args: argparse.Namespace):
     import sys
 
     from thgs.config import dataclass_from_namespace
-    from thgs.train.config import preset, preset_for_device
+    from thgs.runs.config import preset, preset_for_device
 
     name = getattr(args, "cfg__preset", None)
     if name is None:
@@ -86,7 +86,7 @@ def resume_config(args: argparse.Namespace, ckpt: dict, ckpt_path: Path):
     import sys
 
     from thgs.cli import UserError
-    from thgs.train.trainer import config_from_checkpoint
+    from thgs.runs.avatar_io import config_from_checkpoint
 
     stored = config_from_checkpoint(ckpt, ckpt_path)
     changed = {k: v for k, v in given_flags(args).items() if v != getattr(stored, k)}
@@ -107,9 +107,10 @@ def resume_config(args: argparse.Namespace, ckpt: dict, ckpt_path: Path):
 def run(args: argparse.Namespace) -> int:
     from thgs.cli import UserError
     from thgs.data.subject import open_subject
-    from thgs.train.checkpoint import read_checkpoint
-    from thgs.train.config import validate_config
-    from thgs.train.trainer import CHECKPOINT, FINAL, Trainer
+    from thgs.runs.checkpoint import read_checkpoint
+    from thgs.runs.config import validate_config
+    from thgs.runs.avatar_io import CHECKPOINT, FINAL
+    from thgs.train.trainer import Trainer
 
     out: Path = args.out
     ckpt = None
