@@ -12,18 +12,21 @@ DESCRIPTION = ("Train a THGS avatar on DATA (a subject folder) into RUN. Start f
                "below. --resume continues the stopped (or finished) run in RUN with its own settings; of the flags, "
                "only --steps, --log-every, --checkpoint-every and --progress may change, any other that differs "
                "from the run's setting is refused. Every setting is checked (finite, in range) before anything "
-               "is written.")
+               "is written. Each setting's help ends with its value in the presets (paper, fast, cpu, smoke), or "
+               "its one default when they agree.")
+USAGE = "%(prog)s DATA --out RUN [--resume] [--preset {paper,fast,cpu,smoke}] [--SETTING VALUE ...]"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from thgs.config import add_dataclass_arguments
-    from thgs.runs.config import TrainConfig
+    from thgs.runs.config import PRESETS, TrainConfig
 
     parser.add_argument("data", type=Path, help="subject folder (thgs format, e.g. written by `thgs synth`)")
     parser.add_argument("--out", type=Path, required=True, help="run folder for config, metrics and checkpoints")
     parser.add_argument("--resume", action="store_true",
                         help="continue from RUN/checkpoint.pt (an error when RUN holds none)")
-    add_dataclass_arguments(parser, TrainConfig)
+    add_dataclass_arguments(parser, TrainConfig, bases={name: make() for name, make in PRESETS.items()},
+                            title="training settings (TrainConfig)")
 
 
 SAFE_ON_RESUME = ("steps", "log_every", "checkpoint_every", "progress")
