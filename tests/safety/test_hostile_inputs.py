@@ -230,7 +230,8 @@ def test_version_1_checkpoints_still_load_and_resume(capsys, tmp_path, toy_run, 
     (["--percent-dense=-inf"], "--percent-dense -inf"),
     (["--background", "0", "nan", "1"], "--background"),
     (["--device", "gpu"], "--device 'gpu'"),
-    (["--backend", "magic"], "--backend 'magic'"),
+    (["--backend", "magic"], "--backend: invalid choice: 'magic'"),
+    (["--preset", "nosuch"], "--preset: invalid choice: 'nosuch'"),
 ])
 def test_bad_training_flags_are_refused_before_anything_is_written(capsys, tmp_path, toy_subject, flags, words):
     out = tmp_path / "run"

@@ -25,6 +25,10 @@ DEFAULTS = {
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    import typing
+
+    from thgs.runs.config import Mode
+
     parser.add_argument("run", type=Path, nargs="?", default=None,
                         help="run folder or avatar .pt to time (default: a fresh avatar)")
     parser.add_argument("--devices", default="auto",
@@ -36,7 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--repeats", type=int, default=0, help="timed repeats per part (0: device default)")
     parser.add_argument("--warmup", type=int, default=-1, help="untimed warm-up calls per part (-1: device default)")
     parser.add_argument("--batch", type=int, default=0, help="frames per batched call; 1 skips batching (0: default)")
-    parser.add_argument("--mode", choices=("2dgs", "3dgs"), default=None, help="rasterization (default: as trained, "
+    parser.add_argument("--mode", choices=typing.get_args(Mode), default=None, help="rasterization (default: as trained, "
                                                                               "2dgs for a fresh avatar)")
     parser.add_argument("--backend", default="auto", help="rasterizer backend: auto, gsplat, reference")
     parser.add_argument("--render", action=argparse.BooleanOptionalAction, default=True, help="measure render speed")

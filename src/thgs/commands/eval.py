@@ -14,6 +14,10 @@ DESCRIPTION = ("Render the test split of the avatar in RUN (and the subject's gr
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    import typing
+
+    from thgs.runs.config import Mode
+
     parser.add_argument("run", type=Path, help="run folder (from `thgs train`) or an avatar/checkpoint .pt file")
     parser.add_argument("--data", type=Path, default=None, help="subject folder (default: the training subject)")
     parser.add_argument("--out", type=Path, default=None, help="output folder (default: RUN/eval)")
@@ -32,7 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--video", action=argparse.BooleanOptionalAction, default=True,
                         help="write the side-by-side video")
     parser.add_argument("--max-frames", type=int, default=0, help="score at most this many test frames (0: all)")
-    parser.add_argument("--mode", choices=("2dgs", "3dgs"), default=None, help="rasterization (default: as trained)")
+    parser.add_argument("--mode", choices=typing.get_args(Mode), default=None, help="rasterization (default: as trained)")
     parser.add_argument("--backend", default="auto", help="rasterizer backend: auto, gsplat, reference")
     parser.add_argument("--device", default="auto", help="torch device: auto, cpu, cuda")
     parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True, help="show a progress bar")

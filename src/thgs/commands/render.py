@@ -14,7 +14,10 @@ DESCRIPTION = ("Render the avatar in RUN (a run folder or its avatar.pt). Withou
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    import typing
+
     from thgs.config import finite_float
+    from thgs.runs.config import Mode
 
     parser.add_argument("run", type=Path, help="run folder (from `thgs train`) or an avatar/checkpoint .pt file")
     parser.add_argument("--out", type=Path, required=True, help="output video (.mp4)")
@@ -31,7 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="turn the camera about the avatar by this many degrees")
     parser.add_argument("--frames", type=int, default=0, help="render at most this many frames (0: all)")
     parser.add_argument("--png-dir", type=Path, default=None, help="also write every frame as PNG into this folder")
-    parser.add_argument("--mode", choices=("2dgs", "3dgs"), default=None, help="rasterization (default: as trained)")
+    parser.add_argument("--mode", choices=typing.get_args(Mode), default=None, help="rasterization (default: as trained)")
     parser.add_argument("--backend", default="auto", help="rasterizer backend: auto, gsplat, reference")
     parser.add_argument("--device", default="auto", help="torch device: auto, cpu, cuda")
     parser.add_argument("--size", type=int, default=0, help="output height in pixels (0: the subject's)")

@@ -72,13 +72,7 @@ def resolve_config(args: argparse.Namespace):
         name = preset_for_device(device)
         print(f"train: preset {name} (chosen for the {'GPU' if device.startswith('cuda') else 'CPU'}; "
               "--preset paper runs the paper's 150k-step schedule)", file=sys.stderr)
-    try:
-        base = preset(name)
-    except KeyError as exc:
-        from thgs.cli import UserError
-
-        raise UserError(f"--preset: {exc.args[0]}") from None
-    cfg = dataclass_from_namespace(args, base)
+    cfg = dataclass_from_namespace(args, preset(name))  # argparse offers only the named presets
     return dataclasses.replace(cfg, preset=name)
 
 
