@@ -67,9 +67,10 @@ def main() -> int:
     import torch
 
     from thgs.data.subject import open_subject
-    from thgs.train.config import preset
+    from thgs.runs.config import preset
     from thgs.train.evaluate import evaluate_subject
-    from thgs.train.trainer import Trainer, load_audio_windows
+    from thgs.runs.frames import load_audio_windows
+    from thgs.train.trainer import Trainer
 
     clean = open_subject(args.subject)
     work = args.work

@@ -61,9 +61,11 @@ def main() -> int:
     import torch
 
     from thgs.data.subject import open_subject
-    from thgs.train.config import preset
+    from thgs.runs.config import preset
     from thgs.train.evaluate import evaluate_subject
-    from thgs.train.trainer import CHECKPOINT, Trainer, load_audio_windows
+    from thgs.runs.avatar_io import CHECKPOINT
+    from thgs.runs.frames import load_audio_windows
+    from thgs.train.trainer import Trainer
 
     subject = open_subject(args.subject)
     base = dataclasses.replace(preset(args.preset), progress=False, device=args.device, train_size=args.train_size)

@@ -143,8 +143,8 @@ def contact_sheet(name: str, dirs: dict[str, Path], out: Path, frames: int = 3) 
     from thgs.evaluation.evaluate import ground_truth_image
     from thgs.evaluation.frames import frame_boxes
     from thgs.evaluation.sheets import grid, pick_evenly, region_rows, save_png
-    from thgs.train.data import select_frames, subject_background, subject_camera
-    from thgs.train.trainer import load_audio_windows, load_avatar
+    from thgs.runs.avatar_io import load_avatar
+    from thgs.runs.frames import load_audio_windows, select_frames, subject_background, subject_camera
     from thgs.utils.device import default_device
 
     device = default_device(None)
@@ -186,7 +186,7 @@ def contact_sheet(name: str, dirs: dict[str, Path], out: Path, frames: int = 3) 
 def phase_tables(videos: list[Path], plan: dict[str, list[str]], args: argparse.Namespace) -> str:
     from thgs.data.subject import open_subject
     from thgs.evaluation.alignment import keypoint_alignment
-    from thgs.train.trainer import load_avatar
+    from thgs.runs.avatar_io import load_avatar
     from thgs.utils.device import default_device
 
     device = default_device(None)

@@ -101,10 +101,10 @@ def evaluate_run(run: Path, data: Path | None, device: str, backend: str, max_fr
     from thgs.animate.drive import subject_drive
     from thgs.animate.speech import run_speech_face, speech_drive, speech_expressions, summary
     from thgs.audio.features import frame_features
-    from thgs.commands.render import find_avatar, training_subject_root
+    from thgs.runs.folder import find_avatar, training_subject_root
     from thgs.data.subject import open_subject
-    from thgs.train.data import audio_neighbourhoods, subject_background, subject_camera
-    from thgs.train.trainer import load_audio_windows, load_avatar
+    from thgs.runs.frames import audio_neighbourhoods, load_audio_windows, subject_background, subject_camera
+    from thgs.runs.avatar_io import load_avatar
 
     subject = open_subject(data or training_subject_root(run))
     model, cfg, _ = load_avatar(find_avatar(run), subject, device=device)
@@ -171,10 +171,10 @@ def driving_cost(run: Path, data: Path | None, device: str, seconds: float) -> d
     from thgs.animate.motion import MotionLibrary, ReplayOptions, replay, speech_activity
     from thgs.animate.speech import run_speech_face
     from thgs.audio.features import frame_features
-    from thgs.commands.render import find_avatar, training_subject_root
+    from thgs.runs.folder import find_avatar, training_subject_root
     from thgs.data.subject import open_subject
     from thgs.synth.speech import SAMPLE_RATE, synthesize_speech
-    from thgs.train.trainer import load_avatar
+    from thgs.runs.avatar_io import load_avatar
 
     subject = open_subject(data or training_subject_root(run))
     model, cfg, _ = load_avatar(find_avatar(run), subject, device=device)

@@ -42,9 +42,10 @@ def main() -> int:
 
     from thgs.data.subject import open_subject
     from thgs.synth.generate import SynthConfig, default_workers, generate
-    from thgs.train.config import preset
+    from thgs.runs.config import preset
     from thgs.train.evaluate import evaluate_subject
-    from thgs.train.trainer import Trainer, load_audio_windows
+    from thgs.runs.frames import load_audio_windows
+    from thgs.train.trainer import Trainer
 
     if not torch.cuda.is_available():
         print("train_gpu.py needs a CUDA GPU", file=sys.stderr)
@@ -100,7 +101,7 @@ def main() -> int:
         # rendering speed of the trained avatar (model forward + rasterization), frames per second
         from thgs.animate.drive import subject_drive
         from thgs.animate.render import render_frame
-        from thgs.train.data import subject_camera
+        from thgs.runs.frames import subject_camera
 
         drive = subject_drive(subject, list(subject.split["test"]), subject_camera(subject),
                               audio.to(device) if audio is not None else None)
@@ -132,7 +133,7 @@ def main() -> int:
 def paper_speed(args, subject, work, device, results) -> None:
     import torch
 
-    from thgs.train.config import preset
+    from thgs.runs.config import preset
     from thgs.train.trainer import Trainer
 
     # steps/s of the paper preset: every module active (start steps moved to 0) to time the full model

@@ -59,12 +59,13 @@ def main(argv: list[str] | None = None) -> int:
     from PIL import Image
 
     from thgs.cli import main as thgs
-    from thgs.commands.render import build_drive, find_avatar, training_subject_root
+    from thgs.commands.render import build_drive
+    from thgs.runs.folder import find_avatar, training_subject_root
     from thgs.data.subject import open_subject
     from thgs.evaluation.frames import frame_boxes
     from thgs.io.audio_io import write_wav
     from thgs.synth.speech import SAMPLE_RATE, synthesize_speech
-    from thgs.train.trainer import load_avatar
+    from thgs.runs.avatar_io import load_avatar
     from thgs.utils.io import atomic_path
 
     out: Path = args.out

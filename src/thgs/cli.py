@@ -18,6 +18,7 @@ import sys
 from types import ModuleType
 
 from thgs import __version__
+from thgs.config import HelpFormatter
 from thgs.errors import ThgsError, one_line
 
 
@@ -60,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for mod in _command_modules():
         p = sub.add_parser(mod.NAME, help=mod.HELP, description=getattr(mod, "DESCRIPTION", mod.HELP),
-                           formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                           usage=getattr(mod, "USAGE", None), formatter_class=HelpFormatter)
         mod.add_arguments(p)
         p.set_defaults(_run=mod.run)
     return parser

@@ -14,7 +14,7 @@ import json
 import math
 import typing
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Mapping, TypeVar
 
 T = TypeVar("T")
 
@@ -29,6 +29,21 @@ def option(default: Any = _MISSING, help: str = "", *, default_factory: Any = _M
     if default is _MISSING:
         return dataclasses.field(metadata=metadata)
     return dataclasses.field(default=default, metadata=metadata)
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """``--help`` with each flag's default once: argparse's ``(default: X)`` is added only where the help text
+    does not state a default itself and the default says something (not None, not off for an on/off flag)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if "%(default)" in text or "(default" in text:
+            return text
+        if action.default is None or action.default is argparse.SUPPRESS or action.default in ([], ()):
+            return text
+        if action.default is False and action.nargs == 0:  # store_true: off unless given
+            return text
+        return super()._get_help_string(action)
 
 
 def finite_float(text: str) -> float:
@@ -55,22 +70,50 @@ def _field_type(cls: type, f: dataclasses.Field) -> Any:
     return hints.get(f.name, f.type)
 
 
-def add_dataclass_arguments(parser: argparse.ArgumentParser, cls: type, prefix: str = "") -> None:
+def _shown(value: Any) -> str:
+    """A default as ``--help`` shows it: on/off for flags, space-separated sequences, ``none``."""
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, (list, tuple)):
+        return " ".join(_shown(v) for v in value)
+    return str(value)
+
+
+def default_text(f: dataclasses.Field, bases: Mapping[str, Any] | None = None) -> str:
+    """The ``(default: ...)`` of field ``f``: its ``shown_default`` metadata when set; else, with ``bases``
+    (name -> instance, e.g. the named presets), the value in each base, named, when they differ; else the
+    field's default."""
+    if "shown_default" in f.metadata:
+        return f"(default: {f.metadata['shown_default']})"
+    if bases:
+        values = {name: getattr(base, f.name) for name, base in bases.items()}
+        if len({_shown(v) for v in values.values()}) > 1:
+            return "(" + ", ".join(f"{name}: {_shown(v)}" for name, v in values.items()) + ")"
+        return f"(default: {_shown(next(iter(values.values())))})"
+    default = f.default if f.default is not dataclasses.MISSING else (
+        f.default_factory() if f.default_factory is not dataclasses.MISSING else None)  # type: ignore[misc]
+    return f"(default: {_shown(default)})"
+
+
+def add_dataclass_arguments(parser: argparse.ArgumentParser, cls: type, prefix: str = "", *,
+                            bases: Mapping[str, Any] | None = None, title: str | None = None) -> None:
     """Add one flag per field of ``cls`` (nested dataclasses get ``--outer-inner`` flags).
 
     Defaults are not set on the parser (they stay ``None``) so that only flags the user passed
-    override the base config; the help text shows the class default.
+    override the base config; the help text shows the default once (:func:`default_text`: with ``bases``,
+    e.g. the named presets, each one's value where they differ). ``title`` names the help section of the
+    flags (default: the class name).
     """
-    group = parser.add_argument_group(cls.__name__) if not prefix else parser
+    group = parser.add_argument_group(title or cls.__name__) if not prefix else parser
     for f in dataclasses.fields(cls):
         ftype = _field_type(cls, f)
         if dataclasses.is_dataclass(ftype):
-            add_dataclass_arguments(parser, ftype, prefix=prefix + f.name + "_")
+            inner = {k: getattr(b, f.name) for k, b in bases.items()} if bases else None
+            add_dataclass_arguments(parser, ftype, prefix=prefix + f.name + "_", bases=inner)
             continue
         help_text = f.metadata.get("help", "")
-        default = f.default if f.default is not dataclasses.MISSING else (
-            f.default_factory() if f.default_factory is not dataclasses.MISSING else None)
-        default = f.metadata.get("shown_default", default)  # what the command uses when it differs
         kwargs: dict[str, Any] = {"dest": _dest(f.name, prefix), "default": None}
         origin = typing.get_origin(ftype)
         args = typing.get_args(ftype)
@@ -79,6 +122,8 @@ def add_dataclass_arguments(parser: argparse.ArgumentParser, cls: type, prefix: 
             ftype = inner[0] if len(inner) == 1 else str
             origin = typing.get_origin(ftype)
             args = typing.get_args(ftype)
+        if ftype is not bool:
+            kwargs["metavar"] = f.name.upper()
         if ftype is bool:
             kwargs["action"] = argparse.BooleanOptionalAction
         elif origin is typing.Literal:
@@ -93,7 +138,11 @@ def add_dataclass_arguments(parser: argparse.ArgumentParser, cls: type, prefix: 
             kwargs["type"] = Path
         else:
             kwargs["type"] = str
-        group.add_argument(_flag(f.name, prefix), help=f"{help_text} (default: {default})", **kwargs)
+        if "choices" in kwargs:
+            kwargs.pop("metavar")
+        shown = "" if "(default" in help_text else default_text(f, bases)  # the help names its default itself
+        text = f"{help_text} {shown}".strip().replace("%", "%%")
+        group.add_argument(_flag(f.name, prefix), help=text, **kwargs)
 
 
 def dataclass_from_namespace(ns: argparse.Namespace, base: T, prefix: str = "") -> T:

@@ -18,19 +18,10 @@ def toy_subject_path(tmp_path_factory) -> Path:
     return root
 
 
-def skinning() -> str:
-    """The voxel grid when its module is present, else parent-vertex weights."""
-    try:
-        import thgs.avatar.skinning_grid  # noqa: F401
-    except ImportError:
-        return "parent"
-    return "grid"
-
-
 @pytest.fixture(scope="session")
 def toy_run(toy_subject_path, tmp_path_factory) -> Path:
     run = tmp_path_factory.mktemp("runs") / "smoke"
     rc = main(["train", str(toy_subject_path), "--out", str(run), "--preset", "smoke", "--steps", "4",
-               "--no-progress", "--init-colors", "2", "--skinning", skinning(), "--grid-resolution", "16"])
+               "--no-progress", "--init-colors", "2", "--grid-resolution", "16"])
     assert rc == 0
     return run

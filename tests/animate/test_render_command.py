@@ -4,7 +4,6 @@ import av
 import numpy as np
 import pytest
 
-from animate.conftest import skinning
 from thgs.cli import main
 
 
@@ -53,7 +52,7 @@ def test_train_command_refuses_to_overwrite_a_finished_run(toy_run, toy_subject_
 def test_ablation_flags_train(toy_subject_path, tmp_path, flag):
     run = tmp_path / "abl"
     assert main(["train", str(toy_subject_path), "--out", str(run), "--preset", "smoke", "--steps", "2",
-                 "--no-progress", "--init-colors", "0", "--skinning", skinning(), "--grid-resolution", "16", flag]) == 0
+                 "--no-progress", "--init-colors", "0", "--grid-resolution", "16", flag]) == 0
     cfg = json.loads((run / "config.json").read_text())["config"]
     assert cfg["vanilla" if flag == "--vanilla" else "saam"] is (flag == "--vanilla")
 

@@ -56,8 +56,6 @@ def _grads(model, f):
 
 @pytest.mark.parametrize("skinning", ["parent", "grid"])
 def test_gradients_reach_each_group_only_once_active(tiny_body, skinning):
-    if skinning == "grid":
-        pytest.importorskip("thgs.avatar.skinning_grid")
     model = THGSAvatar(tiny_body, AvatarOptions(skinning=skinning, grid_resolution=16, hash_levels=4,
                                                 hash_log2_table=10), num_frames=3, audio_channels=6)
     expected_groups = set(GROUPS) if skinning == "grid" else set(GROUPS) - {"skinning"}

@@ -98,6 +98,13 @@ def test_fit_stage_writes_params_and_resumes_from_the_caches(person_subject, mon
     r4 = prepare_subject(person_subject, _config(redo=frozenset({"detect"})))
     assert "detect" not in r4["cached"]
     assert open_subject(person_subject).problems() == []
+    # a damaged cache file is said and redone; the other stage's cache still serves
+    (person_subject / pipeline.PREPARE_DIR / pipeline.FIT_FILE).write_bytes(b"not an npz")
+    said: list[str] = []
+    monkeypatch.setattr(pipeline._Run, "say", lambda self, text: said.append(text))
+    r5 = prepare_subject(person_subject, _config())
+    assert r5["cached"] == ["detect"] and len(calls) == 3
+    assert any(t.startswith("fit: cannot read the cached") and t.endswith("fitting again") for t in said), said
     assert not [p for p in person_subject.iterdir() if p.name.startswith(".")]
 
 

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from thgs.cli import main
-from thgs.train.checkpoint import CheckpointError, read_checkpoint
+from thgs.runs.checkpoint import CheckpointError, read_checkpoint
 
 MARKER = "side-effect-happened"
 
@@ -191,7 +191,7 @@ def test_truncated_checkpoint_is_one_line(capsys, tmp_path, toy_run, toy_subject
 def test_version_1_checkpoints_still_load_and_resume(capsys, tmp_path, toy_run, toy_subject):
     """A checkpoint in the layout written before format 2 (numpy's RNG state as get_state()'s tuple, which
     needs numpy's array reconstructor) loads through the numpy-only allow-list and resumes, with more steps."""
-    from thgs.train.trainer import load_avatar
+    from thgs.runs.avatar_io import load_avatar
 
     run = tmp_path / "run"
     shutil.copytree(toy_run, run)
@@ -230,7 +230,8 @@ def test_version_1_checkpoints_still_load_and_resume(capsys, tmp_path, toy_run, 
     (["--percent-dense=-inf"], "--percent-dense -inf"),
     (["--background", "0", "nan", "1"], "--background"),
     (["--device", "gpu"], "--device 'gpu'"),
-    (["--backend", "magic"], "--backend 'magic'"),
+    (["--backend", "magic"], "--backend: invalid choice: 'magic'"),
+    (["--preset", "nosuch"], "--preset: invalid choice: 'nosuch'"),
 ])
 def test_bad_training_flags_are_refused_before_anything_is_written(capsys, tmp_path, toy_subject, flags, words):
     out = tmp_path / "run"
@@ -252,7 +253,7 @@ def test_cuda_device_without_cuda(capsys, tmp_path, toy_run, toy_subject, comman
 
 
 def test_train_without_preset_picks_the_device_preset(capsys, tmp_path, toy_subject):
-    from thgs.train.config import preset_for_device
+    from thgs.runs.config import preset_for_device
 
     assert preset_for_device("cpu") == "cpu" and preset_for_device("cuda:0") == "fast"
     rc, _, err = cli(capsys, ["train", toy_subject, "--out", tmp_path / "run", "--log-every", "0"])
@@ -351,7 +352,7 @@ def test_corrupt_test_frame_in_eval(capsys, tmp_path, toy_run, toy_subject):
 
 
 def test_run_works_from_another_directory_and_after_moving(capsys, tmp_path, toy_run, toy_subject, monkeypatch):
-    from thgs.train.trainer import subject_record
+    from thgs.runs.avatar_io import subject_record
 
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
@@ -479,7 +480,7 @@ def test_a_diverging_loss_stops_training_without_saving(tmp_path):
     import dataclasses
     from types import SimpleNamespace
 
-    from thgs.train.config import preset
+    from thgs.runs.config import preset
     from thgs.train.trainer import Trainer, TrainingDiverged
 
     t = Trainer.__new__(Trainer)

@@ -17,9 +17,9 @@ from thgs.avatar import losses as L
 from thgs.data import open_subject, video_split, write_subject
 from thgs.data.format import default_split
 from thgs.render import Camera
-from thgs.train.config import preset, scaled_steps
-from thgs.train.data import (KEYPOINTS_FILE, FrameSampler, TrainingData, mask_is_empty, person_flags,
-                             select_frames)
+from thgs.runs.config import preset, scaled_steps
+from thgs.runs.frames import KEYPOINTS_FILE, mask_is_empty, person_flags, select_frames
+from thgs.train.data import FrameSampler, TrainingData
 
 T, H, W, FPS = 14, 24, 32, 25
 NO_PERSON = (2, 12)  # keypoints.npz says nobody is there

@@ -638,7 +638,7 @@ def speech_drive(model: Any, subject: Any, clip: tuple[np.ndarray, int], camera:
     from thgs.animate.drive import Drive
     from thgs.animate.motion import MotionLibrary, ReplayOptions, replay, speech_activity
     from thgs.audio.features import frame_features
-    from thgs.train.data import audio_neighbourhoods
+    from thgs.runs.frames import audio_neighbourhoods
 
     samples, sr = np.asarray(clip[0], dtype=np.float32), int(clip[1])
     fps = float(subject.fps)

@@ -276,18 +276,11 @@ def open_streamer(run: str, *, data: str | None = None, device: str = "auto", re
     from pathlib import Path
 
     from thgs.animate.speech import run_speech_face
-    from thgs.commands.render import find_avatar, training_subject_root
-    from thgs.data.subject import open_subject
-    from thgs.train.data import subject_background, subject_camera
-    from thgs.train.trainer import load_avatar
-    from thgs.utils.device import default_device
+    from thgs.runs.folder import open_run
+    from thgs.runs.frames import subject_background, subject_camera
 
-    root = data or training_subject_root(Path(run))
-    if root is None:
-        raise DriveError(f"{run}: config.json records no training subject (field 'subject.root'); pass data=")
-    subject = open_subject(root)
-    dev = default_device(None if device == "auto" else device)
-    model, cfg, _ = load_avatar(find_avatar(Path(run)), subject, device=dev)
+    opened = open_run(Path(run), Path(data) if data is not None else None, device)
+    model, cfg, subject = opened.model, opened.cfg, opened.subject
     face = run_speech_face(run, model, cfg, subject, quiet=True)
     return SpeechStreamer(model, subject, face, subject_camera(subject), subject_background(subject, cfg.background),
                           mode=cfg.mode, backend=backend, render=render)

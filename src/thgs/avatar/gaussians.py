@@ -24,7 +24,7 @@ from torch import Tensor
 from thgs.avatar.state import GaussianState
 from thgs.body.model import BodyModel
 from thgs.core.mesh import mean_adjacent_face_area
-from thgs.core.rotations import matrix_to_quaternion, normalize_quaternion
+from thgs.core.rotations import matrix_to_quaternion
 
 SH_C0 = 0.28209479177387814
 REFERENCE_HEIGHT_M = 1.7
@@ -114,10 +114,6 @@ def activate_opacities(logits: Tensor) -> Tensor:
     return torch.sigmoid(logits)
 
 
-def activate_quats(quats: Tensor) -> Tensor:
-    return normalize_quaternion(quats)
-
-
 def sh_to_rgb_dc(sh: Tensor) -> Tensor:
     """Degree-0 colour of [N, K, 3] coefficients: [N, 3], clamped at 0 like 3DGS."""
     return (SH_C0 * sh[:, 0] + 0.5).clamp_min(0.0)
@@ -167,7 +163,7 @@ def in_box(points: Tensor, box: Tensor) -> Tensor:
 
 
 __all__ = [
-    "InitOptions", "SH_C0", "activate_opacities", "activate_quats", "activate_scales", "body_height", "body_scale",
+    "InitOptions", "SH_C0", "activate_opacities", "activate_scales", "body_height", "body_scale",
     "in_box", "init_state", "mouth_box", "num_sh_coeffs", "rgb_to_sh_dc", "sh_to_rgb_dc", "tangent_frames",
     "teeth_vertex_indices",
 ]

@@ -1,7 +1,7 @@
 """Per-Gaussian state kept in one place, so densification and pruning can never misalign it.
 
-Every per-Gaussian tensor (the learnable raw attributes *and* the bookkeeping such as the parent
-vertex, the mouth flag and the densification statistics) lives in a :class:`GaussianState`. Its
+Every per-Gaussian tensor (the learnable raw attributes *and* the bookkeeping: the parent vertex and the
+densification statistics) lives in a :class:`GaussianState`. Its
 three structural operations -- :meth:`GaussianState.select` (keep / reorder), :meth:`GaussianState.append`
 (clone / split) and :meth:`GaussianState.resize_like` (checkpoint loading) -- apply the *same* index
 operation to every tensor and, given the optimisers, to their per-parameter state (Adam's
@@ -24,8 +24,8 @@ class GaussianState(nn.Module):
     Args:
         params: learnable tensors, e.g. ``means`` [N, 3], ``quats`` [N, 4], ``log_scales`` [N, 3],
             ``opacity_logits`` [N], ``sh`` [N, K, 3]; stored as ``nn.Parameter``.
-        buffers: non-learnable per-Gaussian tensors, e.g. ``parent`` [N] long, ``mouth`` [N] bool,
-            densification statistics.
+        buffers: non-learnable per-Gaussian tensors, e.g. ``parent`` [N] long and the densification
+            statistics ``grad_accum``, ``grad_count``, ``max_radii`` [N].
     """
 
     def __init__(self, params: Mapping[str, Tensor], buffers: Mapping[str, Tensor] | None = None) -> None:

@@ -276,7 +276,7 @@ def train_speed(subject: Any, presets: list[str], steps: int, warmup: int, devic
     import dataclasses
     import time
 
-    from thgs.train.config import preset, scaled_steps
+    from thgs.runs.config import preset, scaled_steps
     from thgs.train.trainer import Trainer
 
     out: dict[str, Any] = {}

@@ -25,6 +25,10 @@ DEFAULTS = {
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    import typing
+
+    from thgs.runs.config import Mode
+
     parser.add_argument("run", type=Path, nargs="?", default=None,
                         help="run folder or avatar .pt to time (default: a fresh avatar)")
     parser.add_argument("--devices", default="auto",
@@ -36,7 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--repeats", type=int, default=0, help="timed repeats per part (0: device default)")
     parser.add_argument("--warmup", type=int, default=-1, help="untimed warm-up calls per part (-1: device default)")
     parser.add_argument("--batch", type=int, default=0, help="frames per batched call; 1 skips batching (0: default)")
-    parser.add_argument("--mode", choices=("2dgs", "3dgs"), default=None, help="rasterization (default: as trained, "
+    parser.add_argument("--mode", choices=typing.get_args(Mode), default=None, help="rasterization (default: as trained, "
                                                                               "2dgs for a fresh avatar)")
     parser.add_argument("--backend", default="auto", help="rasterizer backend: auto, gsplat, reference")
     parser.add_argument("--render", action=argparse.BooleanOptionalAction, default=True, help="measure render speed")
@@ -77,13 +81,9 @@ def _avatar(args: argparse.Namespace, device: str, gaussians: int):
     from thgs.cli import UserError
 
     if args.run is not None:
-        from thgs.commands.render import find_avatar
-        from thgs.train.trainer import load_avatar
+        from thgs.runs.folder import find_avatar, load_run_avatar
 
-        try:
-            model, cfg, _ = load_avatar(find_avatar(args.run), device=device)
-        except ValueError as exc:
-            raise UserError(str(exc)) from None
+        model, cfg, _ = load_run_avatar(find_avatar(args.run), device=device)
         for g in model.active:  # inference runs every trained component
             if model.group_parameters(g):
                 model.set_group_active(g, True)
@@ -109,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
     from thgs.bench.speed import SpeedOptions, render_speed, train_speed
     from thgs.bench.table import bench_markdown
     from thgs.cli import UserError
-    from thgs.train.config import PRESETS
+    from thgs.runs.config import PRESETS
     from thgs.utils.io import write_json, write_text
 
     for name in ("gaussians", "width", "height", "repeats", "batch", "train_steps", "train_subject_size"):

@@ -14,6 +14,10 @@ DESCRIPTION = ("Render the test split of the avatar in RUN (and the subject's gr
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    import typing
+
+    from thgs.runs.config import Mode
+
     parser.add_argument("run", type=Path, help="run folder (from `thgs train`) or an avatar/checkpoint .pt file")
     parser.add_argument("--data", type=Path, default=None, help="subject folder (default: the training subject)")
     parser.add_argument("--out", type=Path, default=None, help="output folder (default: RUN/eval)")
@@ -32,7 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--video", action=argparse.BooleanOptionalAction, default=True,
                         help="write the side-by-side video")
     parser.add_argument("--max-frames", type=int, default=0, help="score at most this many test frames (0: all)")
-    parser.add_argument("--mode", choices=("2dgs", "3dgs"), default=None, help="rasterization (default: as trained)")
+    parser.add_argument("--mode", choices=typing.get_args(Mode), default=None, help="rasterization (default: as trained)")
     parser.add_argument("--backend", default="auto", help="rasterizer backend: auto, gsplat, reference")
     parser.add_argument("--device", default="auto", help="torch device: auto, cpu, cuda")
     parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True, help="show a progress bar")
@@ -116,29 +120,18 @@ def format_summary(s: dict) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from thgs.cli import UserError
-    from thgs.commands.render import find_avatar, training_subject_root
-    from thgs.data.format import SubjectError
-    from thgs.data.subject import open_subject
     from thgs.evaluation.evaluate import EVAL_CSV, EVAL_JSON, EVAL_VIDEO, EvalOptions, write_eval
-    from thgs.train.data import subject_background
-    from thgs.train.trainer import load_audio_windows, load_avatar
-    from thgs.utils.device import default_device
+    from thgs.runs.folder import open_run
+    from thgs.runs.frames import load_audio_windows, subject_background
 
     if args.max_frames < 0:
         raise UserError(f"--max-frames must be >= 0, got {args.max_frames}")
     nets, note = parse_lpips(args.lpips)
-    path = find_avatar(args.run)
-    root = training_subject_root(args.run, args.data)
-    try:
-        subject = open_subject(root)
-    except SubjectError as exc:
-        raise UserError(str(exc)) from None
+    opened = open_run(args.run, args.data, args.device)
+    path, root, subject, device = opened.path, opened.root, opened.subject, opened.device
+    model, cfg, ckpt = opened.model, opened.cfg, opened.ckpt
     if not subject.split.get("test"):
         raise UserError(f"{root}: meta.json field 'split' has no test frames")
-    try:
-        device = default_device(None if args.device == "auto" else args.device)
-    except RuntimeError as exc:
-        raise UserError(f"--device: {exc}") from None
     syncnet = None
     if args.syncnet_weights is not None:
         from thgs.metrics.syncnet import load_syncnet
@@ -147,10 +140,6 @@ def run(args: argparse.Namespace) -> int:
             syncnet = load_syncnet(args.syncnet_weights, device=device).eval()
         except (OSError, ValueError) as exc:
             raise UserError(f"--syncnet-weights: {exc}") from None
-    try:
-        model, cfg, ckpt = load_avatar(path, subject, device=device)
-    except ValueError as exc:
-        raise UserError(str(exc)) from None
     background = subject_background(subject, cfg.background)
     audio = load_audio_windows(subject, cfg) if model.saam is not None else None
     run_dir = args.run if args.run.is_dir() else args.run.parent

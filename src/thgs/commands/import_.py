@@ -30,16 +30,18 @@ def _hands(p: argparse.ArgumentParser) -> None:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from thgs.config import HelpFormatter
+
     sub = parser.add_subparsers(dest="format", metavar="FORMAT", required=True)
     ta = sub.add_parser("talkingavatar", help="a TalkingAvatar subject folder",
-                        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+                        formatter_class=HelpFormatter,
                         description="Convert a TalkingAvatar subject folder into a thgs subject.")
     ta.add_argument("src", help="TalkingAvatar subject folder (optimized_camera_params.npz, poses_optimized.npz, "
                                 "<Name>_output000/ ...)")
     ta.add_argument("out", help="output subject folder")
     _hands(ta)
     sh = sub.add_parser("show", help="a SHOW tracker fit (final_all.pkl)",
-                        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+                        formatter_class=HelpFormatter,
                         description="Import SMPL-X params and the camera of a SHOW fit, with the frames and audio "
                                     "of its video (--video VIDEO OUT) or into an ingested subject (--into).")
     sh.add_argument("pkl", help="SHOW output pickle (final_all.pkl); read with a restricted unpickler")

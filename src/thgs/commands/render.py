@@ -14,7 +14,10 @@ DESCRIPTION = ("Render the avatar in RUN (a run folder or its avatar.pt). Withou
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    import typing
+
     from thgs.config import finite_float
+    from thgs.runs.config import Mode
 
     parser.add_argument("run", type=Path, help="run folder (from `thgs train`) or an avatar/checkpoint .pt file")
     parser.add_argument("--out", type=Path, required=True, help="output video (.mp4)")
@@ -31,63 +34,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="turn the camera about the avatar by this many degrees")
     parser.add_argument("--frames", type=int, default=0, help="render at most this many frames (0: all)")
     parser.add_argument("--png-dir", type=Path, default=None, help="also write every frame as PNG into this folder")
-    parser.add_argument("--mode", choices=("2dgs", "3dgs"), default=None, help="rasterization (default: as trained)")
+    parser.add_argument("--mode", choices=typing.get_args(Mode), default=None, help="rasterization (default: as trained)")
     parser.add_argument("--backend", default="auto", help="rasterizer backend: auto, gsplat, reference")
     parser.add_argument("--device", default="auto", help="torch device: auto, cpu, cuda")
     parser.add_argument("--size", type=int, default=0, help="output height in pixels (0: the subject's)")
-
-
-def find_avatar(run: Path) -> Path:
-    from thgs.cli import UserError
-    from thgs.train.trainer import CHECKPOINT, FINAL
-
-    if run.is_file():
-        return run
-    for name in (FINAL, CHECKPOINT):
-        if (run / name).is_file():
-            return run / name
-    raise UserError(f"{run}: no {FINAL} or {CHECKPOINT} (train first with `thgs train`)")
-
-
-def subject_candidates(run: Path) -> list[Path]:
-    """Where the run's config.json says its training subject is, in the order tried: relative to the run
-    folder (field ``subject.relative``), then the absolute path (``subject.root``; older runs recorded it
-    relative to the directory they were trained in)."""
-    import json
-
-    run_dir = run if run.is_dir() else run.parent
-    try:
-        rec = json.loads((run_dir / "config.json").read_text())["subject"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return []
-    if not isinstance(rec, dict):
-        return []
-    out = []
-    if isinstance(rec.get("relative"), str) and rec["relative"]:
-        out.append(run_dir / rec["relative"])
-    if isinstance(rec.get("root"), str) and rec["root"]:
-        out.append(Path(rec["root"]))
-    return out
-
-
-def training_subject_root(run: Path, data: Path | None = None) -> Path:
-    """The subject folder to use with ``run``: ``data`` (``--data``) when given, else the first recorded
-    location that exists (:func:`subject_candidates`). Raises UserError saying to pass --data otherwise."""
-    from thgs.cli import UserError
-
-    if data is not None:
-        if not Path(data).is_dir():
-            raise UserError(f"--data {data}: no such subject folder")
-        return Path(data)
-    found = subject_candidates(run)
-    for cand in found:
-        if cand.is_dir():
-            return cand
-    config = (run if run.is_dir() else run.parent) / "config.json"
-    if not found:
-        raise UserError(f"{config}: records no training subject (field 'subject'); pass --data SUBJECT")
-    raise UserError(f"{config}: training subject not found at {' or '.join(str(c) for c in found)}; "
-                    "pass --data SUBJECT")
 
 
 def build_drive(args: argparse.Namespace, model, cfg, subject):
@@ -98,8 +48,7 @@ def build_drive(args: argparse.Namespace, model, cfg, subject):
     from thgs.animate.drive import Drive, load_motion, orbit, parse_expression, rotate_camera, subject_drive
     from thgs.audio.features import frame_features
     from thgs.cli import UserError
-    from thgs.train.data import audio_neighbourhoods, subject_camera
-    from thgs.train.trainer import load_audio_windows
+    from thgs.runs.frames import audio_neighbourhoods, load_audio_windows, subject_camera
 
     cam = subject_camera(subject)
     if args.size:
@@ -196,29 +145,14 @@ def run(args: argparse.Namespace) -> int:
     from thgs.animate.drive import DriveError
     from thgs.animate.render import render_frames, write_mp4
     from thgs.cli import UserError
-    from thgs.data.format import SubjectError
-    from thgs.data.subject import open_subject
-    from thgs.train.data import subject_background
-    from thgs.train.trainer import load_avatar
-    from thgs.utils.device import default_device
+    from thgs.runs.folder import open_run
+    from thgs.runs.frames import subject_background
 
     if args.out.suffix.lower() != ".mp4":
         raise UserError(f"--out {args.out}: must end in .mp4")
     check_render_args(args)
-    path = find_avatar(args.run)
-    root = training_subject_root(args.run, args.data)
-    try:
-        subject = open_subject(root)
-    except SubjectError as exc:
-        raise UserError(str(exc)) from None
-    try:
-        device = default_device(None if args.device == "auto" else args.device)
-    except RuntimeError as exc:
-        raise UserError(f"--device {args.device}: {exc}") from None
-    try:
-        model, cfg, _ = load_avatar(path, subject, device=device)
-    except ValueError as exc:
-        raise UserError(str(exc)) from None
+    opened = open_run(args.run, args.data, args.device)
+    model, cfg, subject = opened.model, opened.cfg, opened.subject
     try:
         drive = build_drive(args, model, cfg, subject)
     except DriveError as exc:

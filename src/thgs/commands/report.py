@@ -111,8 +111,8 @@ def run(args: argparse.Namespace) -> int:
     from thgs.commands.eval import parse_lpips
     from thgs.evaluation.evaluate import EVAL_JSON
     from thgs.evaluation.report import ABLATIONS, build_markdown, merge_into
-    from thgs.train.config import PRESETS
-    from thgs.train.trainer import CHECKPOINT, FINAL
+    from thgs.runs.config import PRESETS
+    from thgs.runs.avatar_io import CHECKPOINT, FINAL
     from thgs.utils.io import write_json, write_text
 
     names = [a.strip() for a in args.ablations.split(",") if a.strip()] or list(ABLATIONS)

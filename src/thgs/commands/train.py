@@ -12,12 +12,14 @@ DESCRIPTION = ("Train a THGS avatar on DATA (a subject folder) into RUN. Start f
                "below. --resume continues the stopped (or finished) run in RUN with its own settings; of the flags, "
                "only --steps, --log-every, --checkpoint-every and --progress may change, any other that differs "
                "from the run's setting is refused. Every setting is checked (finite, in range) before anything "
-               "is written.")
+               "is written. Each setting's help ends with its value in the presets (paper, fast, cpu, smoke), or "
+               "its one default when they agree.")
+USAGE = "%(prog)s DATA --out RUN [--resume] [--preset {paper,fast,cpu,smoke}] [--SETTING VALUE ...]"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from thgs.config import add_dataclass_arguments
-    from thgs.train.config import TrainConfig
+    from thgs.runs.config import PRESETS, TrainConfig
 
     parser.add_argument("data", type=Path, help="subject folder (thgs format, e.g. written by `thgs synth`)")
     parser.add_argument("--out", type=Path, required=True, help="run folder for config, metrics and checkpoints")
@@ -27,7 +29,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "still apply on top (unlike --steps, which keeps the stage starts)")
     parser.add_argument("--resume", action="store_true",
                         help="continue from RUN/checkpoint.pt (an error when RUN holds none)")
-    add_dataclass_arguments(parser, TrainConfig)
+    add_dataclass_arguments(parser, TrainConfig, bases={name: make() for name, make in PRESETS.items()},
+                            title="training settings (TrainConfig)")
 
 
 SAFE_ON_RESUME = ("steps", "log_every", "checkpoint_every", "progress")
@@ -38,7 +41,7 @@ def given_flags(args: argparse.Namespace) -> dict:
     """The TrainConfig fields the user set on the command line, with their values."""
     import dataclasses
 
-    from thgs.train.config import TrainConfig
+    from thgs.runs.config import TrainConfig
 
     given = {}
     for f in dataclasses.fields(TrainConfig):
@@ -65,7 +68,7 @@ def resolve_config(args: argparse.Namespace):
     import sys
 
     from thgs.config import dataclass_from_namespace
-    from thgs.train.config import preset, preset_for_device
+    from thgs.runs.config import preset, preset_for_device
 
     name = getattr(args, "cfg__preset", None)
     if name is None:
@@ -73,19 +76,14 @@ def resolve_config(args: argparse.Namespace):
         name = preset_for_device(device)
         print(f"train: preset {name} (chosen for the {'GPU' if device.startswith('cuda') else 'CPU'}; "
               "--preset paper runs the paper's 150k-step schedule)", file=sys.stderr)
-    try:
-        base = preset(name)
-    except KeyError as exc:
-        from thgs.cli import UserError
-
-        raise UserError(f"--preset: {exc.args[0]}") from None
+    base = preset(name)  # argparse offers only the named presets
     n = getattr(args, "schedule_steps", None)
     if n is not None:
         if n < 1:
             from thgs.cli import UserError
 
             raise UserError(f"--schedule-steps must be >= 1, got {n}")
-        from thgs.train.config import scaled_steps
+        from thgs.runs.config import scaled_steps
 
         base = scaled_steps(base, n)
     cfg = dataclass_from_namespace(args, base)
@@ -99,7 +97,7 @@ def resume_config(args: argparse.Namespace, ckpt: dict, ckpt_path: Path):
     import sys
 
     from thgs.cli import UserError
-    from thgs.train.trainer import config_from_checkpoint
+    from thgs.runs.avatar_io import config_from_checkpoint
 
     stored = config_from_checkpoint(ckpt, ckpt_path)
     changed = {k: v for k, v in given_flags(args).items() if v != getattr(stored, k)}
@@ -120,9 +118,10 @@ def resume_config(args: argparse.Namespace, ckpt: dict, ckpt_path: Path):
 def run(args: argparse.Namespace) -> int:
     from thgs.cli import UserError
     from thgs.data.subject import open_subject
-    from thgs.train.checkpoint import read_checkpoint
-    from thgs.train.config import validate_config
-    from thgs.train.trainer import CHECKPOINT, FINAL, Trainer
+    from thgs.runs.checkpoint import read_checkpoint
+    from thgs.runs.config import validate_config
+    from thgs.runs.avatar_io import CHECKPOINT, FINAL
+    from thgs.train.trainer import Trainer
 
     out: Path = args.out
     ckpt = None

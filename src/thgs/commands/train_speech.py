@@ -23,24 +23,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from thgs.animate.speech import SpeechModelError, write_run_speech
     from thgs.cli import UserError
-    from thgs.commands.render import find_avatar, training_subject_root
-    from thgs.data.format import SubjectError
-    from thgs.data.subject import open_subject
-    from thgs.train.trainer import load_avatar
-    from thgs.utils.device import default_device
+    from thgs.runs.folder import open_run
 
     if not args.run.is_dir():
         raise UserError(f"{args.run}: not a run folder")
-    path = find_avatar(args.run)
-    root = training_subject_root(args.run, args.data)
-    try:
-        subject = open_subject(root)
-    except SubjectError as exc:
-        raise UserError(str(exc)) from None
-    try:
-        model, cfg, _ = load_avatar(path, subject, device=default_device(None if args.device == "auto" else args.device))
-    except (ValueError, KeyError, RuntimeError) as exc:
-        raise UserError(f"{path}: cannot load the avatar ({exc})") from None
+    opened = open_run(args.run, args.data, args.device)
+    model, cfg, subject, root = opened.model, opened.cfg, opened.subject, opened.root
     try:
         m = write_run_speech(args.run, model, subject, cfg)
     except SpeechModelError as exc:

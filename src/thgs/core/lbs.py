@@ -160,24 +160,6 @@ def transform_points(transforms: Tensor, points: Tensor) -> Tensor:
     return (transforms[..., :3, :3] @ points[..., None])[..., 0] + transforms[..., :3, 3]
 
 
-def transform_rotations(transforms: Tensor, rotations: Tensor) -> Tensor:
-    """Rotate orientation frames: transforms [B, N, 4, 4], rotations [B, N, 3, 3] or [N, 3, 3] -> [B, N, 3, 3].
-
-    The blended 3x3 block is not exactly orthonormal; callers that need a pure rotation
-    (quaternion Gaussians) should orthonormalise, e.g. with :func:`orthonormalize`.
-    """
-    return transforms[..., :3, :3] @ rotations
-
-
-def orthonormalize(m: Tensor) -> Tensor:
-    """Nearest rotation (polar decomposition via SVD) of [..., 3, 3] matrices."""
-    u, _, vh = torch.linalg.svd(m)
-    d = torch.det(u @ vh)
-    fix = torch.ones_like(m[..., 0, :])
-    fix[..., 2] = torch.sign(d)
-    return (u * fix[..., None, :]) @ vh
-
-
 def linear_blend_skinning(points: Tensor, weights: Tensor, transforms: Tensor) -> tuple[Tensor, Tensor]:
     """Skin arbitrary points: returns (posed points [B, N, 3], per-point transforms [B, N, 4, 4])."""
     per_point = blend_transforms(weights, transforms)
@@ -186,6 +168,6 @@ def linear_blend_skinning(points: Tensor, weights: Tensor, transforms: Tensor) -
 
 __all__ = [
     "Kinematics", "axis_angle_to_matrix", "blend_shapes", "blend_transforms", "forward_kinematics",
-    "forward_kinematics_levels", "kinematic_levels", "linear_blend_skinning", "make_transform", "orthonormalize",
-    "pose_feature", "pose_to_kinematics", "transform_points", "transform_rotations",
+    "forward_kinematics_levels", "kinematic_levels", "linear_blend_skinning", "make_transform", "pose_feature",
+    "pose_to_kinematics", "transform_points",
 ]

@@ -25,7 +25,7 @@ CONFIDENCE = 0.2  # keypoints below this confidence are not scored (the fit's de
 
 def _project(model: Any, subject: Any, frames: list[int], refined: bool, corr: Any) -> np.ndarray:
     """[N, K, 2] pixel positions of the correspondence's points on ``frames``."""
-    from thgs.train.data import subject_camera
+    from thgs.runs.frames import subject_camera
 
     body = model.body
     dev = body.v_template.device

@@ -1,6 +1,6 @@
 """Evaluate a trained avatar on its subject: every metric of the paper's section 5.3 and Tables 3-8.
 
-Test frames without a person (``thgs.train.data.select_frames``: ``keypoints.npz`` field ``person`` False or
+Test frames without a person (``thgs.runs.frames.select_frames``: ``keypoints.npz`` field ``person`` False or
 an empty mask) are skipped, as in training, and counted (``test.frame_selection``). For each other test
 frame (the subject's own camera) the avatar is rendered from the frame's body parameters
 and audio and compared with the ground-truth image composited on the training background:
@@ -39,7 +39,7 @@ from thgs.evaluation.frames import frame_boxes, side_by_side
 from thgs.metrics.image import psnr, ssim
 from thgs.metrics.regions import Box
 from thgs.metrics.sync import envelope_sync, mouth_opening, opening_error, speech_envelope
-from thgs.train.data import composite, select_frames, subject_camera
+from thgs.runs.frames import composite, select_frames, subject_camera
 
 REGIONS = ("full", "head", "mouth")
 MIN_SYNC_OVERLAP = 8  # frames of overlap envelope_sync needs at the largest shift

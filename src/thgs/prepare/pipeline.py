@@ -32,7 +32,7 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, TypeVar
 
 import numpy as np
 
@@ -50,6 +50,8 @@ from thgs.prepare import layout
 from thgs.prepare.detect import DetectOptions, Detections, detect_video, mediapipe_version, prefetch
 from thgs.prepare.errors import PrepareError
 from thgs.prepare.shots import ShotOptions, ShotResult, find_shots, usable_problem
+
+T = TypeVar("T")
 
 PREPARE_DIR = "prepare"
 DETECT_FILE = "detect.npz"
@@ -243,6 +245,33 @@ def _open(root: Path) -> tuple[dict[str, Any], Any]:
     return meta, subject
 
 
+def cache_key(path: Path) -> str:
+    """The ``key`` field of a stage's cache file (the digest of what the stage's result depends on)."""
+    with np.load(path, allow_pickle=False) as z:
+        return str(z["key"])
+
+
+def _from_cache(run: _Run, stage: str, path: Path, key: str, read: Callable[[Path], tuple[T, float]], *,
+                changed: str, again: str, ready: bool = True) -> T | None:
+    """A stage's result from its cache file ``path``, or None when the stage must run: the file is missing
+    (or not ``ready``), ``--redo`` names the stage, its key is not ``key`` (the inputs ``changed``) or it cannot
+    be read. ``read`` gives (result, seconds the stage took); the reuse is recorded in ``run``."""
+    if not path.is_file() or not ready or stage in run.config.redo:
+        return None
+    try:
+        if cache_key(path) != key:
+            run.say(f"{stage}: {changed}; {again}")
+            return None
+        result, seconds = read(path)
+    except (OSError, ValueError, KeyError) as exc:
+        run.say(f"{stage}: cannot read the cached {path} ({exc}); {again}")
+        return None
+    run.seconds[stage] = seconds
+    run.cached.append(stage)
+    run.say(f"{stage}: cached ({path})")
+    return result
+
+
 def _detect_key(run: _Run) -> dict[str, Any]:
     s = run.subject
     return {"options": run.config.detect.record(), "num_frames": s.num_frames, "size": [s.width, s.height]}
@@ -253,18 +282,15 @@ def stage_detect(run: _Run) -> Detections:
     s = run.subject
     path = run.cache / DETECT_FILE
     key = _digest(_detect_key(run))
-    if path.is_file() and (run.cache / MASKS_DIR).is_dir() and "detect" not in run.config.redo:
-        try:
-            with np.load(path, allow_pickle=False) as z:
-                if str(z["key"]) == key:
-                    det = Detections.from_arrays(dict(z), run.config.detect.record())
-                    run.seconds["detect"] = float(z["seconds"])
-                    run.cached.append("detect")
-                    run.say(f"detect: cached ({path})")
-                    return det
-            run.say("detect: options or frames changed since the cached detection; detecting again")
-        except (OSError, ValueError, KeyError) as exc:
-            run.say(f"detect: cannot read the cached {path} ({exc}); detecting again")
+
+    def read(p: Path) -> tuple[Detections, float]:
+        with np.load(p, allow_pickle=False) as z:
+            return Detections.from_arrays(dict(z), run.config.detect.record()), float(z["seconds"])
+
+    cached = _from_cache(run, "detect", path, key, read, ready=(run.cache / MASKS_DIR).is_dir(),
+                         changed="options or frames changed since the cached detection", again="detecting again")
+    if cached is not None:
+        return cached
     run.cache.mkdir(exist_ok=True)
     t0 = time.perf_counter()
     staging = Path(tempfile.mkdtemp(prefix=".masks.partial.", dir=run.cache))
@@ -321,17 +347,15 @@ def stage_fit(run: _Run, det: Detections, valid: np.ndarray) -> FitRecord:
     K = np.asarray(run.meta["camera"]["K"], np.float64)
     key = _digest(det.kp2d, det.world, valid, K, run.config.body, options_record(options), s.fps)
     path = run.cache / FIT_FILE
-    if path.is_file() and "fit" not in run.config.redo:
-        try:
-            rec, old_key = FitRecord.load(path)
-            if old_key == key:
-                run.seconds["fit"] = float(sum(rec.stage_seconds.values())) if rec.stage_seconds else 0.0
-                run.cached.append("fit")
-                run.say(f"fit: cached ({path})")
-                return rec
-            run.say("fit: keypoints, body or options changed since the cached fit; fitting again")
-        except (OSError, ValueError, KeyError) as exc:
-            run.say(f"fit: cannot read the cached {path} ({exc}); fitting again")
+
+    def read(p: Path) -> tuple[FitRecord, float]:
+        rec = FitRecord.load(p)[0]
+        return rec, float(sum(rec.stage_seconds.values())) if rec.stage_seconds else 0.0
+
+    cached = _from_cache(run, "fit", path, key, read, changed="keypoints, body or options changed since the cached fit",
+                         again="fitting again")
+    if cached is not None:
+        return cached
     inp = fm.FitInput(kp2d=det.kp2d.astype(np.float32), world=det.world.astype(np.float32), valid=valid.astype(bool),
                       K=K, width=int(s.width), height=int(s.height), fps=float(s.fps))
     t0 = time.perf_counter()

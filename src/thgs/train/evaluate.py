@@ -13,7 +13,7 @@ from thgs.animate.drive import Drive, subject_drive
 from thgs.animate.render import render_frame
 from thgs.avatar.model import THGSAvatar
 from thgs.metrics.image import psnr, ssim
-from thgs.train.data import composite, select_frames, subject_camera
+from thgs.runs.frames import composite, select_frames, subject_camera
 
 
 def _regions(model: THGSAvatar, drive: Drive, t: int) -> dict:
@@ -63,7 +63,7 @@ def evaluate_subject(model: THGSAvatar, subject: Any, background: Tensor, audio:
                      mode: str = "2dgs", backend: str = "auto", max_frames: int | None = None,
                      views: bool = True, view_stride: int = 1,
                      on_test_frame: Callable[[int, Tensor], None] | None = None) -> dict[str, Any]:
-    """Test split (own camera; frames without a person skipped, see :func:`thgs.train.data.select_frames`)
+    """Test split (own camera; frames without a person skipped, see :func:`thgs.runs.frames.select_frames`)
     and every extra view of the subject (every ``view_stride``-th of its frames).
     ``audio``: [T, 8, 16, C] or None; ``on_test_frame(t, image)`` receives the rendered test frames."""
     selection = select_frames(subject, list(subject.split["test"]))

@@ -18,7 +18,8 @@ from torch import Tensor
 from thgs.avatar.gaussians import body_scale, rgb_to_sh_dc
 from thgs.avatar.model import THGSAvatar
 from thgs.render.base import Camera, render
-from thgs.train.data import TrainingData, frame_inputs
+from thgs.runs.frames import frame_inputs
+from thgs.train.data import TrainingData
 
 
 def _bilinear(img: Tensor, xy: Tensor) -> Tensor:

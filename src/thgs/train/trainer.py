@@ -1,16 +1,10 @@
 """The training loop: multi-stage optimisation of a :class:`THGSAvatar` on one subject.
 
-Run folder layout::
-
-    RUN/config.json          resolved config, versions, seed, subject
-    RUN/metrics.jsonl        one JSON line every ``log_every`` steps (loss terms, PSNR, N, LRs, time)
-    RUN/checkpoint.pt        latest checkpoint (atomic), resumable with ``--resume``
-    RUN/avatar.pt            final model (same format as a checkpoint, written at the end)
-
-A checkpoint holds the model (Gaussian state of any N included), both optimisers, the RNG states
-(torch, numpy, python), the step and the sampler's order and position, so a resumed run continues
-bit-for-bit where the stopped one was (on the same device). Checkpoints hold tensors and plain data only
-and are read without running code from the file (:mod:`thgs.train.checkpoint`).
+The run folder's layout and the avatar part of a checkpoint are :mod:`thgs.runs.avatar_io`'s. A checkpoint
+written here adds both optimisers, the RNG states (torch, numpy, python), the step and the sampler's order
+and position, so a resumed run continues bit-for-bit where the stopped one was (on the same device).
+Checkpoints hold tensors and plain data only and are read without running code from the file
+(:mod:`thgs.runs.checkpoint`).
 
 ``config.json`` records the subject both as an absolute path and relative to the run folder, so the run
 works from any directory and after the run folder (with its subject beside it) is moved; and it records the
@@ -21,7 +15,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import random
 import time
 from pathlib import Path
@@ -32,71 +25,25 @@ import torch
 
 from thgs.avatar import densify as D
 from thgs.avatar import losses as L
-from thgs.avatar.gaussians import InitOptions, body_height, body_scale
-from thgs.avatar.model import GROUPS, AvatarOptions, THGSAvatar
+from thgs.avatar.gaussians import body_height, body_scale
+from thgs.avatar.model import GROUPS
 from thgs.avatar.refine import exponential_lr
-from thgs.config import from_dict, to_dict
+from thgs.config import to_dict
 from thgs.render.base import render
 from thgs.errors import ThgsError
-from thgs.train.checkpoint import (FORMAT, VERSION, CheckpointError, numpy_rng_state, read_checkpoint,
-                                   set_numpy_rng_state)
-from thgs.train.config import TrainConfig, validate_config
-from thgs.train.data import FrameSampler, TrainingData, audio_neighbourhoods, frame_inputs
+from thgs.runs.avatar_io import (CHECKPOINT, CONFIG, FINAL, METRICS, avatar_record, build_avatar, build_body,
+                                 load_model_state, subject_record)
+from thgs.runs.checkpoint import numpy_rng_state, read_checkpoint, set_numpy_rng_state
+from thgs.runs.config import TrainConfig, validate_config
+from thgs.runs.frames import frame_inputs, load_audio_windows
+from thgs.train.data import FrameSampler, TrainingData
 from thgs.utils.io import save_torch, write_json
-
-CHECKPOINT = "checkpoint.pt"
-FINAL = "avatar.pt"
-CONFIG = "config.json"
-METRICS = "metrics.jsonl"
 
 GAUSSIAN_PARAMS = ("means", "quats", "log_scales", "opacity_logits", "sh")
 
 
 class TrainingDiverged(ThgsError, RuntimeError):
     """The loss became NaN or infinite: the run stops without writing that state."""
-
-
-def avatar_options(cfg: TrainConfig) -> AvatarOptions:
-    """The avatar components a config asks for (ablation switches applied)."""
-    return AvatarOptions(
-        leb=cfg.leb and not cfg.vanilla, saam=cfg.saam and not cfg.vanilla,
-        use_expression=cfg.expr and not cfg.vanilla, use_audio=cfg.audio and not cfg.vanilla,
-        joint_opt=cfg.joint_opt, skinning=cfg.skinning, grid_resolution=cfg.grid_resolution,
-        fused_skinning=cfg.fused_skinning,
-        hash_levels=cfg.hash_levels, hash_log2_table=cfg.hash_log2_table,
-        init=InitOptions(sh_degree=cfg.sh_degree, opacity=cfg.init_opacity, seed=cfg.seed),
-    )
-
-
-def build_body(spec: Any, teeth: bool, where: str = "subject"):
-    """The body model named by a subject's ``body`` spec ``{model, options}`` (with teeth when asked)."""
-    from thgs.body.registry import load_body_model
-
-    name = spec.get("model") if isinstance(spec, dict) else None
-    if not name:
-        raise ValueError(f"{where}: meta.json field 'body' names no body model")
-    body = load_body_model(name, **(spec.get("options") or {}))
-    if teeth:
-        from thgs.body.teeth import with_teeth
-
-        body = with_teeth(body)
-    return body
-
-
-def build_avatar(cfg: TrainConfig, body, num_frames: int, audio_channels: int) -> THGSAvatar:
-    return THGSAvatar(body, avatar_options(cfg), num_frames=num_frames, audio_channels=audio_channels)
-
-
-def load_audio_windows(subject: Any, cfg: TrainConfig) -> torch.Tensor | None:
-    """[T, 8, 16, C] neighbourhoods of the subject's audio features, or None (no audio / not wanted)."""
-    if cfg.vanilla or not cfg.audio or not cfg.saam:
-        return None
-    if not getattr(subject, "has_audio", False):
-        return None
-    from thgs.audio.features import subject_features
-
-    feats = subject_features(subject, cfg.audio_encoder)
-    return audio_neighbourhoods(feats.tensor())
 
 
 def versions(device: str) -> dict:
@@ -117,7 +64,7 @@ class Trainer:
         resume: continue from ``run_dir/checkpoint.pt`` if it exists.
         checkpoint: an already read checkpoint dict to continue from (instead of reading the file).
 
-    Raises ``ValueError`` subclasses (:class:`thgs.train.config.ConfigError`, :class:`CheckpointError`) for a
+    Raises ``ValueError`` subclasses (:class:`thgs.runs.config.ConfigError`, :class:`thgs.runs.checkpoint.CheckpointError`) for a
     bad config or checkpoint before any file is written.
     """
 
@@ -159,7 +106,7 @@ class Trainer:
         if ckpt is None and resume and ckpt_path.exists():
             ckpt = read_checkpoint(ckpt_path, map_location="cpu")
         if ckpt is not None:
-            _load_model_state(self.model, ckpt, ckpt_path, self.device)
+            load_model_state(self.model, ckpt, ckpt_path, self.device)
         elif cfg.init_colors > 0:
             from thgs.train.init_colors import init_colors_from_frames
 
@@ -320,18 +267,17 @@ class Trainer:
 
     # -- checkpoints -----------------------------------------------------------------------------
     def checkpoint(self) -> dict:
+        """The avatar record (:func:`thgs.runs.avatar_io.avatar_record`) plus the state training resumes from."""
+        audio_channels = int(self.data.audio.shape[-1]) if self.data.audio is not None else 0
         return {
-            "format": FORMAT, "version": VERSION, "step": self.step, "config": to_dict(self.cfg),
-            "num_gaussians": self.model.num_gaussians, "model": self.model.state_dict(),
+            **avatar_record(self.model, self.cfg, num_frames=int(self.subject.num_frames),
+                            audio_channels=audio_channels, body_spec=getattr(self.subject, "body", None)),
+            "step": self.step,
             "gauss_opt": self.gauss_opt.state_dict(),
             "module_opt": self.module_opt.state_dict() if self.module_opt is not None else None,
             "sampler": self.sampler.state_dict(),
             "rng": {"torch": torch.get_rng_state(), "numpy": numpy_rng_state(), "python": random.getstate(),
                     "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None},
-            "active": dict(self.model.active),
-            "audio_channels": int(self.data.audio.shape[-1]) if self.data.audio is not None else 0,
-            "num_frames": int(self.subject.num_frames),
-            "body": {"spec": getattr(self.subject, "body", None), "teeth": self.cfg.teeth},
         }
 
     def save(self, path: str | Path) -> None:
@@ -354,78 +300,10 @@ class Trainer:
             torch.cuda.set_rng_state_all(rng["cuda"])
 
 
-def read_run_config(run_dir: str | Path) -> TrainConfig:
-    """The config a run was started with (``RUN/config.json``)."""
-    path = Path(run_dir) / CONFIG
-    try:
-        data = json.loads(path.read_text())
-        return from_dict(TrainConfig, data["config"])
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise ValueError(f"{path}: cannot read field 'config' ({exc})") from None
-
-
-def config_from_checkpoint(ckpt: dict, path: str | Path = "checkpoint") -> TrainConfig:
-    """The config stored in a checkpoint; :class:`CheckpointError` naming ``path`` when it does not parse."""
-    try:
-        return from_dict(TrainConfig, ckpt["config"])
-    except (ValueError, TypeError, KeyError) as exc:
-        raise CheckpointError(f"{path}: field 'config' is not a thgs training config ({exc})") from None
-
-
-def subject_record(root: Any, run_dir: str | Path, name: Any = None) -> dict:
-    """config.json's ``subject``: the folder as an absolute path and relative to the run folder."""
-    if not root:
-        return {"name": name, "root": "", "relative": None}
-    absolute = Path(root).resolve()
-    try:
-        relative = os.path.relpath(absolute, Path(run_dir).resolve())
-    except ValueError:  # another drive (Windows)
-        relative = None
-    return {"name": name, "root": str(absolute), "relative": relative}
-
-
 def _python_rng_state(state: Any) -> tuple:
     """``random.getstate()`` comes back from a checkpoint as nested tuples or lists; setstate wants tuples."""
     version, internal, gauss = state
     return (int(version), tuple(int(x) for x in internal), gauss)
-
-
-def _load_model_state(model: THGSAvatar, ckpt: dict, path: str | Path, device: Any = None) -> None:
-    state = ckpt["model"] if device is None else {k: v.to(device) for k, v in ckpt["model"].items()}
-    try:
-        model.load_state_dict(state)
-    except (RuntimeError, KeyError, ValueError, TypeError) as exc:
-        raise CheckpointError(f"{path}: field 'model' does not fit the avatar its config describes "
-                              f"({str(exc).strip().splitlines()[0]})") from None
-
-
-def load_avatar(path: str | Path, subject: Any | None = None, device: str | torch.device = "cpu",
-                body=None) -> tuple[THGSAvatar, TrainConfig, dict]:
-    """Rebuild a trained avatar from a checkpoint (``avatar.pt`` or ``checkpoint.pt``).
-
-    The file is read without running code from it (:func:`thgs.train.checkpoint.read_checkpoint`); a file
-    that is not a thgs checkpoint raises :class:`CheckpointError` naming it. The body model is rebuilt from
-    the body spec stored in the checkpoint (or ``body``)."""
-    path = Path(path)
-    ckpt = read_checkpoint(path, map_location=device)
-    cfg = config_from_checkpoint(ckpt, path)
-    if body is None:
-        spec = ckpt["body"].get("spec") if isinstance(ckpt["body"], dict) else None
-        spec = spec or (getattr(subject, "body", None) if subject is not None else None)
-        body = build_body(spec, bool(ckpt["body"].get("teeth", cfg.teeth)) if isinstance(ckpt["body"], dict)
-                          else cfg.teeth, str(path))
-    try:
-        model = THGSAvatar(body, avatar_options(cfg), num_frames=int(ckpt["num_frames"]),
-                           audio_channels=int(ckpt["audio_channels"]))
-    except (TypeError, ValueError) as exc:
-        raise CheckpointError(f"{path}: fields 'num_frames'/'audio_channels'/'config' do not describe an avatar "
-                              f"({exc})") from None
-    _load_model_state(model, ckpt, path)
-    for g, a in dict(ckpt["active"]).items():
-        if g in model.active:
-            model.set_group_active(g, bool(a))
-    model.to(device).eval()
-    return model, cfg, ckpt
 
 
 def _seed_everything(seed: int) -> None:
@@ -434,5 +312,4 @@ def _seed_everything(seed: int) -> None:
     random.seed(seed)
 
 
-__all__ = ["CheckpointError", "Trainer", "TrainingDiverged", "avatar_options", "build_avatar", "build_body",
-           "load_avatar", "read_run_config", "subject_record"]
+__all__ = ["Trainer", "TrainingDiverged", "versions"]

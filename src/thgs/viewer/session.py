@@ -8,7 +8,6 @@ or any file is written.
 from __future__ import annotations
 
 import argparse
-import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -67,30 +66,6 @@ class AvatarSession:
         return self.model.leb is not None
 
 
-def find_run_avatar(run: Path) -> Path:
-    """``run`` (a run folder or a .pt file) -> the checkpoint to load (``avatar.pt``, else ``checkpoint.pt``)."""
-    from thgs.cli import UserError
-    from thgs.commands.render import find_avatar
-
-    if not run.exists():
-        raise UserError(f"{run}: no such run folder or checkpoint")
-    return find_avatar(run)
-
-
-def _load_checkpoint(path: Path, subject: Any, device: str):
-    from thgs.cli import UserError
-    from thgs.train.trainer import load_avatar
-
-    from thgs.errors import ThgsError
-
-    try:
-        return load_avatar(path, subject, device=device)
-    except ThgsError as exc:  # a CheckpointError names the file and the problem already
-        raise UserError(str(exc)) from None
-    except (ValueError, KeyError, TypeError, RuntimeError, EOFError, pickle.UnpicklingError, AttributeError) as exc:
-        raise UserError(f"{path}: cannot load the avatar checkpoint ({type(exc).__name__}: {exc})") from None
-
-
 def open_session(run: Path, data: Path | None = None, audio: Path | None = None, motion: Path | None = None,
                  device: str = "auto", backend: str = "auto", frames: int = 0) -> AvatarSession:
     """Open ``run`` with the subject ``data`` (default: the training subject recorded in the run).
@@ -99,26 +74,19 @@ def open_session(run: Path, data: Path | None = None, audio: Path | None = None,
     ``frames`` > 0 keeps only the first ``frames`` frames."""
     from thgs.animate.drive import DriveError
     from thgs.cli import UserError
-    from thgs.commands.render import build_drive, training_subject_root
-    from thgs.data.format import SubjectError
-    from thgs.data.subject import open_subject
-    from thgs.train.data import subject_background, subject_camera
-    from thgs.utils.device import default_device
+    from thgs.commands.render import build_drive
+    from thgs.errors import ThgsError, one_line
+    from thgs.runs.folder import open_run
+    from thgs.runs.frames import subject_background, subject_camera
 
-    path = find_run_avatar(run)
-    root = training_subject_root(run, data)
     for name, p in (("--audio", audio), ("--motion", motion)):
         if p is not None and not Path(p).is_file():
             raise UserError(f"{name} {p}: no such file")
     try:
-        subject = open_subject(root)
-    except SubjectError as exc:
-        raise UserError(str(exc)) from None
-    try:
-        dev = default_device(None if device == "auto" else device)
-    except RuntimeError as exc:
-        raise UserError(f"--device: {exc}") from None
-    model, cfg, ckpt = _load_checkpoint(path, subject, dev)
+        opened = open_run(run, data, device)
+    except ThgsError as exc:
+        raise UserError(one_line(exc)) from None
+    model, cfg, subject = opened.model, opened.cfg, opened.subject
     ns = argparse.Namespace(run=run, size=0, audio=audio, motion=motion, expression=None, frames=frames, orbit=False,
                             yaw=0.0)
     try:
@@ -126,10 +94,11 @@ def open_session(run: Path, data: Path | None = None, audio: Path | None = None,
     except DriveError as exc:
         raise UserError(str(exc)) from None
     if len(drive) == 0:
-        raise UserError(f"{root}: the driving sequence has no frames (empty test split?)")
-    return AvatarSession(path=path, model=model, cfg=cfg, subject=subject, drive=drive, camera=subject_camera(subject),
-                         background=subject_background(subject, cfg.background), mode=str(cfg.mode),
-                         device=torch.device(dev), backend=backend, trained_active=dict(model.active))
+        raise UserError(f"{opened.root}: the driving sequence has no frames (empty test split?)")
+    return AvatarSession(path=opened.path, model=model, cfg=cfg, subject=subject, drive=drive,
+                         camera=subject_camera(subject), background=subject_background(subject, cfg.background),
+                         mode=str(cfg.mode), device=torch.device(opened.device), backend=backend,
+                         trained_active=dict(model.active))
 
 
 def with_speech(session: AvatarSession, audio: Path) -> AvatarSession:
@@ -150,4 +119,4 @@ def with_speech(session: AvatarSession, audio: Path) -> AvatarSession:
     return dataclasses.replace(session, drive=drive, animator_cache=None)
 
 
-__all__ = ["AvatarSession", "find_run_avatar", "open_session", "with_speech"]
+__all__ = ["AvatarSession", "open_session", "with_speech"]

@@ -1,7 +1,10 @@
 """Training configuration and the named presets (``paper``, ``fast``, ``cpu``, ``smoke``).
 
 Every field is a command-line flag of ``thgs train`` (``--field-name``), with its help text. A preset
-is a complete :class:`TrainConfig`; flags given on the command line replace single fields of it.
+is a complete :class:`TrainConfig`; flags given on the command line replace single fields of it. Fields
+with a fixed set of values are ``Literal`` types (:data:`PresetName`, :data:`Backend`, :data:`Mode`,
+:data:`Skinning`): the command line offers exactly those choices and :func:`config_problems` checks them
+from the same types, for configs built in code or read from a ``config.json``/checkpoint.
 """
 
 from __future__ import annotations
@@ -11,24 +14,33 @@ import math
 import re
 import typing
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, Literal, Optional
 
 from thgs.config import option
 from thgs.errors import ThgsError
+
+PresetName = Literal["paper", "fast", "cpu", "smoke"]
+"""The named presets (:data:`PRESETS`)."""
+Backend = Literal["auto", "gsplat", "reference"]
+"""Rasterizer backends: auto (gsplat on CUDA, else reference), gsplat, reference."""
+Mode = Literal["2dgs", "3dgs"]
+"""Rasterization: 2D (surfels, the paper's choice) or 3D Gaussians."""
+Skinning = Literal["grid", "parent"]
+"""Skinning weights: the voxel grid with its learnable residual (Eq. 18), or the parent vertex's."""
 
 
 @dataclass
 class TrainConfig:
     """Everything a training run needs besides the data."""
 
-    preset: str = option("paper", help="named preset to start from: paper (the paper's 150k-step schedule), "
+    preset: PresetName = option("paper", help="named preset to start from: paper (the paper's 150k-step schedule), "
                                        "fast (the same stages in 5k steps), cpu (the CPU demo), smoke (a few steps)",
                          shown_default="cpu on a CPU, fast on a GPU")
     steps: int = option(150_000, help="total optimisation steps")
     seed: int = option(0, help="random seed (Gaussians, sampler, densification)")
     device: str = option("auto", help="torch device: auto, cpu, cuda, cuda:N")
-    backend: str = option("auto", help="rasterizer backend: auto (gsplat on CUDA, else reference), gsplat, reference")
-    mode: str = option("2dgs", help="rasterization: 2dgs (the paper's choice) or 3dgs")
+    backend: Backend = option("auto", help="rasterizer backend: auto (gsplat on CUDA, else reference), gsplat, reference")
+    mode: Mode = option("2dgs", help="rasterization: 2dgs (the paper's choice) or 3dgs")
     train_size: int = option(0, help="train at this image height in pixels (0: the subject's resolution)")
     background: Optional[tuple[float, float, float]] = option(
         None, help="RGB in [0, 1] to composite training images on (default: the subject's background)")
@@ -42,7 +54,7 @@ class TrainConfig:
                                         "(--no-joint-opt: none)")
     # -- model -------------------------------------------------------------------------------
     teeth: bool = option(True, help="add the teeth mesh inside the mouth before initialising Gaussians")
-    skinning: str = option("grid", help="skinning weights: grid (voxel grid, Eq. 18) or parent (parent vertex)")
+    skinning: Skinning = option("grid", help="skinning weights: grid (voxel grid, Eq. 18) or parent (parent vertex)")
     grid_resolution: int = option(64, help="voxel skinning grid resolution per axis")
     fused_skinning: bool = option(False, help="blend the joint transforms into the skinning grid and look each "
                                               "point up once (the same result as per-point weights; faster on "
@@ -157,6 +169,7 @@ def _smoke() -> TrainConfig:
 
 
 PRESETS = {"paper": _paper, "fast": _fast, "cpu": _cpu, "smoke": _smoke}
+"""Each :data:`PresetName` and the function building its complete config."""
 
 
 def preset_for_device(device: str) -> str:
@@ -179,7 +192,6 @@ _RANGES: dict[str, tuple[float | None, float | None]] = {
     "lambda_dssim": (0, 1), "densify_interval": (1, None), "densify_grad_threshold": (0, None),
     "min_opacity": (0, 1), "max_gaussians": (1, None), "log_every": (1, None), "checkpoint_every": (1, None),
 }
-_CHOICES = {"mode": ("2dgs", "3dgs"), "skinning": ("grid", "parent"), "backend": ("auto", "gsplat", "reference")}
 _DEVICE_RE = re.compile(r"^(auto|cpu|cuda(:\d+)?|mps)$")
 
 
@@ -203,7 +215,8 @@ def _bounds(name: str) -> tuple[float | None, float | None, bool]:
 
 def config_problems(cfg: TrainConfig) -> list[str]:
     """Every out-of-range setting of ``cfg``, one line each naming its flag: non-finite or out-of-range numbers
-    (learning rates, weights, thresholds), intervals < 1, unknown choices and presets."""
+    (learning rates, weights, thresholds), intervals < 1, values outside a ``Literal`` field's choices (the
+    preset, backend, mode and skinning), a bad device or audio encoder."""
     problems: list[str] = []
     hints = typing.get_type_hints(TrainConfig)
     for f in dataclasses.fields(TrainConfig):
@@ -235,10 +248,8 @@ def config_problems(cfg: TrainConfig) -> list[str]:
             elif hi is not None and (value >= hi if f.name == "init_opacity" else value > hi):
                 problems.append(f"{_flag(f.name)} {value}: must be {'<' if f.name == 'init_opacity' else '<='} {hi:g}")
             continue
-        if f.name in _CHOICES and value not in _CHOICES[f.name]:
-            problems.append(f"{_flag(f.name)} {value!r}: choose one of {', '.join(_CHOICES[f.name])}")
-    if cfg.preset not in PRESETS:
-        problems.append(f"--preset {cfg.preset!r}: choose one of {', '.join(PRESETS)}")
+        if typing.get_origin(ftype) is Literal and value not in typing.get_args(ftype):
+            problems.append(f"{_flag(f.name)} {value!r}: choose one of {', '.join(typing.get_args(ftype))}")
     if not isinstance(cfg.device, str) or not _DEVICE_RE.match(cfg.device):
         problems.append(f"--device {cfg.device!r}: choose auto, cpu, cuda or cuda:N")
     if not cfg.audio_encoder:
@@ -276,5 +287,5 @@ def scaled_steps(cfg: TrainConfig, steps: int) -> TrainConfig:
     return dataclasses.replace(cfg, **changes)
 
 
-__all__ = ["PRESETS", "ConfigError", "TrainConfig", "config_problems", "preset", "preset_for_device", "scaled_steps",
-           "validate_config"]
+__all__ = ["PRESETS", "Backend", "ConfigError", "Mode", "PresetName", "Skinning", "TrainConfig", "config_problems",
+           "preset", "preset_for_device", "scaled_steps", "validate_config"]
