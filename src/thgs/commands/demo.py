@@ -161,8 +161,9 @@ def _train(out: Path, subject: Any, name: str, device: str, steps: int, progress
     import dataclasses
 
     from thgs.cli import UserError
-    from thgs.train.config import preset, scaled_steps
-    from thgs.train.trainer import CHECKPOINT, FINAL, Trainer
+    from thgs.runs.avatar_io import CHECKPOINT, FINAL
+    from thgs.runs.config import preset, scaled_steps
+    from thgs.train.trainer import Trainer
 
     try:
         cfg = preset(name)
@@ -204,7 +205,7 @@ def _orbit(model: Any, subject: Any, frames: list[int], audio: Any, background: 
 
     from thgs.animate.drive import orbit, subject_drive
     from thgs.animate.render import render_frames
-    from thgs.train.data import subject_camera
+    from thgs.runs.frames import subject_camera
 
     cam = subject_camera(subject)
     drive = subject_drive(subject, frames[:n], cam, audio)
@@ -259,8 +260,8 @@ def run(args: argparse.Namespace) -> int:
     from thgs.evaluation.evaluate import EVAL_VIDEO, EvalOptions, write_eval
     from thgs.evaluation.run_report import Picture, RunReport, lipsync_table, quality_table, write_report
     from thgs.evaluation.sheets import grid, pick_evenly, region_rows, save_png, to_u8
-    from thgs.train.data import select_frames, subject_background
-    from thgs.train.trainer import load_audio_windows, load_avatar
+    from thgs.runs.avatar_io import load_avatar
+    from thgs.runs.frames import load_audio_windows, select_frames, subject_background
     from thgs.utils.device import default_device
     from thgs.utils.io import write_json
 
@@ -323,7 +324,7 @@ def run(args: argparse.Namespace) -> int:
 
     t = time.perf_counter()
     from thgs.animate.drive import subject_drive
-    from thgs.train.data import subject_camera
+    from thgs.runs.frames import subject_camera
 
     drive = subject_drive(subject, test, subject_camera(subject), audio)
     write_mp4(out / "test.mp4", rendered, drive.fps, drive.clip)

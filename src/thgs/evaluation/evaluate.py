@@ -17,8 +17,8 @@ and audio and compared with the ground-truth image composited on the training ba
 
 The subject's extra ground-truth views (the synthetic subject's novel views of the test frames) are
 scored on the full frame. Rendering uses :func:`thgs.animate.render.render_frame` and the test drive
-:func:`thgs.animate.drive.subject_drive`, exactly as ``thgs render`` and the trainer's
-:func:`thgs.train.evaluate.evaluate_subject` do (whose PSNR/SSIM means these equal).
+:func:`thgs.animate.drive.subject_drive`, exactly as ``thgs render`` does. This is the one evaluator:
+``thgs eval``, ``thgs report`` and ``thgs demo`` all use it.
 """
 
 from __future__ import annotations
