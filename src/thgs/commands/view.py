@@ -27,6 +27,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, default=8080, help="port (the next free one is taken if it is busy; 0: any)")
     parser.add_argument("--device", default="auto", help="torch device: auto, cpu, cuda")
     parser.add_argument("--backend", default="auto", help="rasterizer backend: auto, gsplat, reference")
+    parser.add_argument("--surfels-3dgs", action="store_true",
+                        help="2dgs avatars: draw the surfels with the 3DGS rasterizer (flat, third scale 0): faster "
+                             "on a GPU, a small image difference (docs/rendering.md)")
     parser.add_argument("--max-height", type=int, default=0,
                         help="largest streamed image height in pixels (0: 1080 on a GPU, 256 on a CPU)")
     parser.add_argument("--jpeg-quality", type=int, default=85, help="JPEG quality of the streamed images (1-100)")
@@ -48,6 +51,10 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("the viewer needs viser: pip install 'thgs[viewer]'") from None
     session = open_session(args.run, data=args.data, audio=args.audio, motion=args.motion, device=args.device,
                            backend=args.backend)
+    if getattr(args, "surfels_3dgs", False):
+        import dataclasses
+
+        session = dataclasses.replace(session, surfels_as_3dgs=True)
     if args.benchmark:
         benchmark(session, args.benchmark, args.max_height, args.jpeg_quality)
         return 0

@@ -198,7 +198,7 @@ def render_state(session: AvatarSession, state: ViewerState) -> np.ndarray:
     gs = session_animator(session, state)(inp.pose, inp.expression, inp.audio_window, inp.transl)
     cam = state_camera(session, state).to(session.device)
     res = render(gs, cam, session.background.to(session.device), mode=session.mode,  # type: ignore[arg-type]
-                 backend=session.backend)
+                 backend=session.backend, outputs="rgb", surfels_as_3dgs=session.surfels_as_3dgs)
     return (res.rgb.clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
 
 
