@@ -71,10 +71,11 @@ def phase_timers(trainer, device: str, totals: dict[str, float]):
 
     saved_render, saved_recon = T.render, T.L.reconstruction_loss
     saved_backward = torch.Tensor.backward
-    model, opts = trainer.model, [o for o in (trainer.gauss_opt, trainer.module_opt) if o is not None]
+    opts = [o for o in (trainer.gauss_opt, trainer.module_opt) if o is not None]
     T.render = timed("raster", saved_render)
     T.L.reconstruction_loss = timed("loss", saved_recon)
-    model.forward_full = timed("forward", model.forward_full)
+    saved_forward = trainer.forward
+    trainer.forward = timed("forward", saved_forward)
     torch.Tensor.backward = timed("backward", saved_backward)
     for o in opts:
         o.step = timed("optimiser", o.step)
@@ -83,7 +84,7 @@ def phase_timers(trainer, device: str, totals: dict[str, float]):
     finally:
         T.render, T.L.reconstruction_loss = saved_render, saved_recon
         torch.Tensor.backward = saved_backward
-        del model.forward_full
+        trainer.forward = saved_forward
         for o in opts:
             del o.step
 
@@ -141,6 +142,8 @@ def bench_preset(name: str, subject, args, work: Path) -> dict:
                               train_size=args.train_size or preset(name).train_size, **ALL_ON)
     if args.backend:
         cfg = dataclasses.replace(cfg, backend=args.backend)
+    if args.compile:
+        cfg = dataclasses.replace(cfg, compile=True)
     tr = Trainer(cfg, subject, work / f"run_{name}")
     for _ in range(args.warmup):
         tr.train_step()
@@ -150,7 +153,7 @@ def bench_preset(name: str, subject, args, work: Path) -> dict:
         tr.train_step()
     _sync(dev)
     dt = time.perf_counter() - t0
-    rec: dict = {"preset": name, "image": f"{tr.camera.width}x{tr.camera.height}", "gaussians": tr.model.num_gaussians,
+    rec: dict = {"preset": name + (" (compiled)" if args.compile else ""), "image": f"{tr.camera.width}x{tr.camera.height}", "gaussians": tr.model.num_gaussians,
                  "mode": cfg.mode, "backend": tr.backend, "steps": args.steps, "steps_per_s": args.steps / dt,
                  "ms_per_step": 1000.0 * dt / args.steps}
     if args.breakdown_steps:
@@ -204,6 +207,7 @@ def main() -> int:
     ap.add_argument("--warmup", type=int, default=30, help="untimed steps first (gsplat builds on first use)")
     ap.add_argument("--breakdown-steps", type=int, default=50, help="steps timed phase by phase (0: skip)")
     ap.add_argument("--profile-steps", type=int, default=10, help="steps under torch.profiler (0: skip)")
+    ap.add_argument("--compile", action="store_true", help="train with compile=True (torch.compile of the forward)")
     args = ap.parse_args()
 
     import torch

@@ -35,7 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backend", default="auto", help="rasterizer backend: auto, gsplat, reference")
     parser.add_argument("--surfels-3dgs", action="store_true",
                         help="2dgs avatars: draw the surfels with the 3DGS rasterizer (flat, third scale 0): faster "
-                             "on a GPU, a small image difference (docs/rendering.md)")
+                             "on a GPU, a small image difference (docs/benchmarks.md)")
     parser.add_argument("--device", default="auto", help="torch device: auto, cpu, cuda")
     parser.add_argument("--size", type=int, default=0, help="output height in pixels (0: the subject's)")
 

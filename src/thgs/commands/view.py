@@ -29,7 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backend", default="auto", help="rasterizer backend: auto, gsplat, reference")
     parser.add_argument("--surfels-3dgs", action="store_true",
                         help="2dgs avatars: draw the surfels with the 3DGS rasterizer (flat, third scale 0): faster "
-                             "on a GPU, a small image difference (docs/rendering.md)")
+                             "on a GPU, a small image difference (docs/benchmarks.md)")
     parser.add_argument("--max-height", type=int, default=0,
                         help="largest streamed image height in pixels (0: 1080 on a GPU, 256 on a CPU)")
     parser.add_argument("--jpeg-quality", type=int, default=85, help="JPEG quality of the streamed images (1-100)")

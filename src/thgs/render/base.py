@@ -178,7 +178,7 @@ def flat_surfels(gaussians: GaussianSet) -> GaussianSet:
     The same disks (the first two scales span them, the rotation's third column is their normal) drawn as
     flat ellipsoids: 3DGS projects each to a 2D Gaussian (plus the ``eps2d`` screen dilation) instead of
     intersecting the pixel ray with the disk, so the image differs slightly from true 2DGS, most at grazing
-    angles (docs/rendering.md gives the PSNR between the two); gsplat's 3DGS kernels are about twice as fast."""
+    angles (docs/benchmarks.md gives the PSNR between the two); gsplat's 3DGS kernels are about twice as fast."""
     scales = torch.cat([gaussians.scales[:, :2], torch.zeros_like(gaussians.scales[:, 2:])], -1)
     return GaussianSet(means=gaussians.means, quats=gaussians.quats, scales=scales, opacities=gaussians.opacities,
                        colors=gaussians.colors, sh_degree=gaussians.sh_degree)

@@ -148,6 +148,9 @@ class Trainer:
         self.model = build_avatar(cfg, body, int(subject.num_frames),
                                   audio.shape[-1] if audio is not None else 0).to(self.device)
         self.extent = body_height(body)
+        # the avatar's forward pass, compiled when asked (torch.compile; parameters are read at each call, so
+        # densification and group switches need no rebuild, only, at worst, a recompilation)
+        self.forward = torch.compile(self.model.forward_full, dynamic=True) if cfg.compile else self.model.forward_full
         self.sampler = FrameSampler(self.data.frames, cfg.seed)
         self.densify_opts = D.DensifyOptions(start=cfg.densify_start, stop=cfg.densify_stop,
                                              interval=cfg.densify_interval, grad_threshold=cfg.densify_grad_threshold,
@@ -226,7 +229,7 @@ class Trainer:
         frame = self.sampler.next()
         gt = self._image(frame)
         inputs = frame_inputs(self.params, self.data.audio, frame, refine=True)
-        out = self.model.forward_full(inputs)
+        out = self.forward(inputs)
         normal_on = self.normal_loss_on(step)
         res = render(out.gaussians, self.camera, self.background, mode=c.mode, backend=self.backend,
                      outputs="full" if normal_on else "rgb")
