@@ -48,3 +48,15 @@ def test_compiled_step_equals_the_eager_one(tiny_subject, tiny_body_model, tmp_p
     for name in ("means", "quats", "log_scales", "opacity_logits", "sh"):
         pa, pb = eager.model.state[name].detach(), compiled.model.state[name].detach()
         assert torch.allclose(pa, pb, rtol=1e-4, atol=1e-5), name
+
+
+def test_a_cpu_checkpoint_resumes_on_the_gpu_with_fused_adam(tiny_subject, tiny_body_model, tmp_path):
+    from thgs.train.trainer import Trainer, read_terms
+
+    cpu = dataclasses.replace(_cfg(), device="cpu", backend="reference", steps=4, checkpoint_every=100)
+    Trainer(cpu, tiny_subject, tmp_path / "run", body=tiny_body_model).train(stop_after=2)
+    gpu = Trainer(dataclasses.replace(cpu, device="cuda", backend="gsplat"), tiny_subject, tmp_path / "run",
+                  resume=True, body=tiny_body_model)
+    assert gpu.step == 2 and all(g["fused"] for g in gpu.gauss_opt.param_groups)
+    for _ in range(2):
+        assert torch.isfinite(torch.tensor(read_terms(gpu.train_step())["loss"]))

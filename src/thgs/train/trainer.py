@@ -406,6 +406,9 @@ class Trainer:
         self.gauss_opt.load_state_dict(ckpt["gauss_opt"])
         if self.module_opt is not None and ckpt["module_opt"] is not None:
             self.module_opt.load_state_dict(ckpt["module_opt"])
+        for opt in (self.gauss_opt, self.module_opt):  # the implementation follows this device, not the file's
+            if opt is not None:
+                _set_fused(opt, bool(adam_options(opt.param_groups).get("fused", False)))
         self.sampler.load_state_dict(ckpt["sampler"])
         rng = ckpt["rng"]
         torch.set_rng_state(rng["torch"].cpu())
@@ -434,6 +437,17 @@ def adam_options(groups: list[dict]) -> dict:
     if params and all(p.is_cuda for p in params):
         return {"fused": True}
     return {}
+
+
+def _set_fused(opt: torch.optim.Optimizer, fused: bool) -> None:
+    """Switch an Adam between the fused CUDA implementation and the default one, with its step counters where
+    that implementation keeps them (on the parameter's device when fused, on the host otherwise)."""
+    for group in opt.param_groups:
+        group["fused"] = True if fused else None
+        for p in group["params"]:
+            state = opt.state.get(p)
+            if state and isinstance(state.get("step"), Tensor):
+                state["step"] = state["step"].to(p.device if fused else "cpu", torch.float32)
 
 
 def read_run_config(run_dir: str | Path) -> TrainConfig:
