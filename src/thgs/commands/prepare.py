@@ -39,6 +39,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="with a VIDEO: ingest at this height in pixels (default: native)")
     parser.add_argument("--start", type=float, default=0.0, help="with a VIDEO: seconds to skip at the beginning")
     parser.add_argument("--max-seconds", type=float, default=None, help="with a VIDEO: keep at most this many seconds")
+    add_stage_arguments(parser)
+    parser.add_argument("--json", action="store_true", help="print the report as JSON instead of a table")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def add_stage_arguments(parser: argparse.ArgumentParser) -> None:
+    """The --detect-*, --shots-* and --fit-* flags of the stages' options (shared with `thgs demo --video`)."""
     from thgs.config import add_dataclass_arguments
     from thgs.prepare.detect import DetectOptions
     from thgs.prepare.shots import ShotOptions
@@ -48,8 +55,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     fit_options = _fit_options_class()
     if fit_options is not None:
         add_dataclass_arguments(parser, fit_options, prefix="fit_")
-    parser.add_argument("--json", action="store_true", help="print the report as JSON instead of a table")
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def stage_config(args: argparse.Namespace, *, stages: tuple[str, ...], redo: frozenset[str], device: str,
+                 progress: bool, overlay_video: bool = False, sheet_frames: int = 12):
+    """A :class:`thgs.prepare.pipeline.PrepareConfig` from the flags of :func:`add_stage_arguments`."""
+    from thgs.config import dataclass_from_namespace
+    from thgs.prepare.detect import DetectOptions
+    from thgs.prepare.pipeline import PrepareConfig
+    from thgs.prepare.shots import ShotOptions
+
+    fit_cls = _fit_options_class()
+    fit_options = dataclass_from_namespace(args, fit_cls(), prefix="fit_") if fit_cls is not None else None
+    return PrepareConfig(stages=stages, redo=redo, body=args.body, device=device,
+                         detect=dataclass_from_namespace(args, DetectOptions(), prefix="detect_"),
+                         shots=dataclass_from_namespace(args, ShotOptions(), prefix="shots_"), fit=fit_options,
+                         overlay_video=overlay_video, sheet_frames=sheet_frames, progress=progress)
 
 
 def _fit_options_class() -> type | None:
@@ -71,7 +92,7 @@ def _stages(text: str) -> tuple[str, ...]:
     return tuple(s for s in STAGES if s in parts)
 
 
-def _check_body(body: str) -> None:
+def check_body(body: str) -> None:
     from thgs.cli import UserError
 
     if body == "smplx":
@@ -84,7 +105,8 @@ def _check_body(body: str) -> None:
                             "or use --body anny")
 
 
-def _ingest(video: Path, out: Path, args: argparse.Namespace) -> bool:
+def ingest_into(video: Path, out: Path, *, start: float = 0.0, max_seconds: float | None = None,
+                size: int | None = None, progress: bool = True) -> bool:
     """Ingest ``video`` into ``out``; returns whether this run made ``out`` (False: resumed an earlier one)."""
     from thgs.cli import UserError
     from thgs.data.format import SubjectError
@@ -100,11 +122,10 @@ def _ingest(video: Path, out: Path, args: argparse.Namespace) -> bool:
             print(f"{out}: already ingested from {video.name}; resuming")
             return False
         raise UserError(f"{out}: exists and is not a subject ingested from {video.name}; choose another OUT")
-    if args.size is not None and args.size < 2:
-        raise UserError(f"--size must be at least 2 pixels, got {args.size}")
+    if size is not None and size < 2:
+        raise UserError(f"--size must be at least 2 pixels, got {size}")
     try:
-        ingest_video(video, out, start=args.start, max_seconds=args.max_seconds, height=args.size,
-                     progress=not args.quiet)
+        ingest_video(video, out, start=start, max_seconds=max_seconds, height=size, progress=progress)
     except (VideoError, SubjectError) as exc:
         raise UserError(str(exc)) from exc
     return True
@@ -114,7 +135,7 @@ def run(args: argparse.Namespace) -> int:
     from thgs.cli import UserError
     from thgs.data.format import SubjectError
     from thgs.prepare.errors import PrepareError
-    from thgs.prepare.pipeline import PrepareConfig, format_report, prepare_subject
+    from thgs.prepare.pipeline import format_report, prepare_subject
     from thgs.utils.device import default_device
 
     stages = _stages(args.stages)
@@ -124,7 +145,7 @@ def run(args: argparse.Namespace) -> int:
     if not src.exists():
         raise UserError(f"{src}: no such subject folder or video file")
     if "fit" in stages:
-        _check_body(args.body)
+        check_body(args.body)
     try:
         device = default_device(args.device)
     except RuntimeError as exc:
@@ -134,22 +155,15 @@ def run(args: argparse.Namespace) -> int:
         if args.out is None:
             raise UserError(f"{src} is a file: give the subject folder to make from it (thgs prepare VIDEO OUT)")
         subject_dir = Path(args.out)
-        made = _ingest(src, subject_dir, args)
+        made = ingest_into(src, subject_dir, start=args.start, max_seconds=args.max_seconds, size=args.size,
+                           progress=not args.quiet)
     else:
         if args.out is not None:
             raise UserError(f"{src} is a subject folder; OUT is only for a VIDEO input")
         subject_dir = src
     redo = frozenset(("detect", "fit") if "all" in args.redo else args.redo)
-    from thgs.config import dataclass_from_namespace
-    from thgs.prepare.detect import DetectOptions
-    from thgs.prepare.shots import ShotOptions
-
-    fit_cls = _fit_options_class()
-    fit_options = dataclass_from_namespace(args, fit_cls(), prefix="fit_") if fit_cls is not None else None
-    config = PrepareConfig(stages=stages, redo=redo, body=args.body, device=device,
-                           detect=dataclass_from_namespace(args, DetectOptions(), prefix="detect_"),
-                           shots=dataclass_from_namespace(args, ShotOptions(), prefix="shots_"), fit=fit_options,
-                           overlay_video=args.overlay_video, sheet_frames=args.sheet_frames, progress=not args.quiet)
+    config = stage_config(args, stages=stages, redo=redo, device=device, progress=not args.quiet,
+                          overlay_video=args.overlay_video, sheet_frames=args.sheet_frames)
     try:
         report = prepare_subject(subject_dir, config)
     except (PrepareError, SubjectError) as exc:

@@ -21,6 +21,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     parser.add_argument("data", type=Path, help="subject folder (thgs format, e.g. written by `thgs synth`)")
     parser.add_argument("--out", type=Path, required=True, help="run folder for config, metrics and checkpoints")
+    parser.add_argument("--schedule-steps", type=int, default=None, metavar="N",
+                        help="train N steps with the preset's whole schedule (stage starts, densification, "
+                             "logging and checkpoint intervals) scaled by N / the preset's steps; other flags "
+                             "still apply on top (unlike --steps, which keeps the stage starts)")
     parser.add_argument("--resume", action="store_true",
                         help="continue from RUN/checkpoint.pt (an error when RUN holds none)")
     add_dataclass_arguments(parser, TrainConfig)
@@ -75,6 +79,15 @@ def resolve_config(args: argparse.Namespace):
         from thgs.cli import UserError
 
         raise UserError(f"--preset: {exc.args[0]}") from None
+    n = getattr(args, "schedule_steps", None)
+    if n is not None:
+        if n < 1:
+            from thgs.cli import UserError
+
+            raise UserError(f"--schedule-steps must be >= 1, got {n}")
+        from thgs.train.config import scaled_steps
+
+        base = scaled_steps(base, n)
     cfg = dataclass_from_namespace(args, base)
     return dataclasses.replace(cfg, preset=name)
 

@@ -53,6 +53,7 @@ class EvalOptions:
     ground-truth views. max_frames: at most this many test frames (None: all). mode/backend: rasterization.
     max_error: the error that maps to the top of the heat map. max_offset: largest AV shift searched (frames).
     lipsync_landmarks: also the face-mesh lip-sync score (:mod:`thgs.metrics.lipsync_landmarks`; needs mediapipe).
+    view_stride: score every this-many-th frame of each extra view.
     """
 
     lpips_nets: tuple[str, ...] = ("alex", "vgg")
@@ -63,6 +64,7 @@ class EvalOptions:
     max_error: float = 0.25
     max_offset: int = 15
     lipsync_landmarks: bool = False
+    view_stride: int = 1
 
 
 @dataclass
@@ -180,7 +182,8 @@ def _syncnet_scores(syncnet: Any, render_crops: list[Tensor], gt_crops: list[Ten
 def evaluate_avatar(model: Any, subject: Any, background: Tensor, audio: Tensor | None,
                     options: EvalOptions | None = None, *, syncnet: Any = None,
                     video_sink: Callable[[Iterable[np.ndarray], Drive], None] | None = None,
-                    progress: Callable[[str, int, int], None] | None = None) -> EvalResult:
+                    progress: Callable[[str, int, int], None] | None = None,
+                    on_test_frame: Callable[[int, Tensor, Tensor, dict[str, Box]], None] | None = None) -> EvalResult:
     """Render and score the test split (and the extra views) of ``subject``.
 
     Args:
@@ -192,6 +195,8 @@ def evaluate_avatar(model: Any, subject: Any, background: Tensor, audio: Tensor 
             render | error) and the test drive; it must consume the iterator (e.g. write a video). Without
             it the frames are scored and dropped.
         progress: ``progress(stage, done, total)`` after each frame.
+        on_test_frame: ``on_test_frame(t, render, truth, boxes)`` for each scored test frame (float [H, W, 3]
+            render and composited ground truth, the frame's region boxes), e.g. to keep pictures.
     Returns:
         :class:`EvalResult`.
     """
@@ -269,6 +274,8 @@ def evaluate_avatar(model: Any, subject: Any, background: Tensor, audio: Tensor 
                         u8 = (img.clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
                         tracks[k].append(trackers[k].track(u8, box))
             rows.append(row)
+            if on_test_frame is not None:
+                on_test_frame(t, pred, gt, boxes)
             if progress is not None:
                 progress("test", t + 1, len(frames))
             yield side_by_side(gt, pred, o.max_error)
@@ -320,6 +327,7 @@ def evaluate_avatar(model: Any, subject: Any, background: Tensor, audio: Tensor 
         test_set = set(subject.split["test"])
         for name, info in sorted((getattr(subject, "views", None) or {}).items()):
             vframes = [f for f in info["frames"] if f in test_set] or list(info["frames"])
+            vframes = vframes[::max(1, o.view_stride)]
             if o.max_frames is not None:
                 vframes = vframes[: o.max_frames]
             if not vframes:
@@ -366,7 +374,8 @@ EVAL_VIDEO = "side_by_side.mp4"
 def write_eval(out_dir: str | Path, model: Any, subject: Any, background: Tensor, audio: Tensor | None,
                options: EvalOptions | None = None, *, syncnet: Any = None, video: bool = True,
                meta: dict[str, Any] | None = None,
-               progress: Callable[[str, int, int], None] | None = None) -> EvalResult:
+               progress: Callable[[str, int, int], None] | None = None,
+               on_test_frame: Callable[[int, Tensor, Tensor, dict[str, Box]], None] | None = None) -> EvalResult:
     """:func:`evaluate_avatar` and write ``out_dir/metrics.json``, ``frames.csv`` and (with ``video``)
     ``side_by_side.mp4`` (ground truth | render | error, with the test split's audio). Every file is
     written atomically and only after every frame was scored: a failure leaves the folder as it was."""
@@ -381,7 +390,8 @@ def write_eval(out_dir: str | Path, model: Any, subject: Any, background: Tensor
             write_mp4(tmp_video, frames, drive.fps, drive.clip)
 
         result = evaluate_avatar(model, subject, background, audio, options, syncnet=syncnet,
-                                 video_sink=sink if video else None, progress=progress)
+                                 video_sink=sink if video else None, progress=progress,
+                                 on_test_frame=on_test_frame)
         summary = {**(meta or {}), **result.summary}
         if video:
             summary["video"] = EVAL_VIDEO
