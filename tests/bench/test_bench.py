@@ -1,5 +1,6 @@
 import json
 
+import pytest
 import torch
 
 from thgs.bench.speed import animate_batch, fresh_avatar, frame_inputs_for
@@ -36,7 +37,10 @@ def test_bench_command_tiny(tmp_path, capsys):
     assert printed == saved
     r = saved["devices"]["cpu"]["render"]
     assert set(r["parts"]) == {"blendshapes", "saam", "skinning", "animation", "rasterization", "frame",
-                               "animation_fast", "frame_fast"}  # no "animation_graph" off CUDA
+                               "animation_fast", "frame_fast", "rasterization_rgb", "frame_rgb",
+                               "frame_surfels_3dgs"}  # no "animation_graph" off CUDA
+    assert "gsplat_floor" not in r and "frame_rgb_over_gsplat" not in r  # no bare gsplat off CUDA
+    assert r["batched"]["fast_rgb_frame_ms"] > 0
     assert all(p["ms"] > 0 and p["fps"] > 0 for p in r["parts"].values())
     assert r["num_gaussians"] == 1500 and r["floor_ms"] > 0 and r["batched"]["batch"] == 2
     b = r["batched"]
@@ -50,6 +54,7 @@ def test_bench_command_tiny(tmp_path, capsys):
     assert "| whole frame, fast path (Animator + rasterization) |" in md
     assert "| animation, fast path (Animator, eager) |" in md
     assert "| batch of 2: animation, fast path (eager), per frame |" in md
+    assert "| whole frame, fast path, colour only, surfels as 3DGS |" in md
 
 
 def test_bench_rejects_bad_input(tmp_path, capsys):
@@ -57,3 +62,17 @@ def test_bench_rejects_bad_input(tmp_path, capsys):
     assert "unknown preset(s) nosuch" in capsys.readouterr().err
     assert main(["bench", str(tmp_path / "missing"), "--devices", "cpu"]) == 2
     assert not (tmp_path / "b").exists()
+
+
+def test_floor_ratios_and_no_bare_gsplat_on_the_cpu():
+    from thgs.bench.speed import floor_ratios, gsplat_floor
+    from thgs.render._scenes import body_like, front_camera
+
+    assert gsplat_floor(body_like(10), front_camera(8, 8), torch.ones(3), 2, None) == {}
+    result = {"gsplat_floor": {"3dgs_rgb": 0.5, "2dgs_rgb": 1.0, "3dgs_rgb_batched": 0.1},
+              "parts": {"frame_rgb": {"ms": 1.5}, "frame_surfels_3dgs": {"ms": 1.0}},
+              "batched": {"fast_rgb_frame_ms": 0.3}}
+    assert floor_ratios(result, "2dgs") == {"frame_rgb_over_gsplat": 1.5, "frame_surfels_over_gsplat": 2.0,
+                                            "batched_over_gsplat": pytest.approx(3.0)}
+    assert floor_ratios(result, "3dgs")["frame_rgb_over_gsplat"] == 3.0
+    assert floor_ratios({"parts": {}}, "2dgs") == {}

@@ -17,11 +17,12 @@ from thgs.render.base import render
 
 @torch.no_grad()
 def render_frame(model: THGSAvatar, drive: Drive, t: int, background: Tensor, mode: str = "2dgs",
-                 backend: str = "auto", animator: Animator | None = None) -> Tensor:
-    """Frame ``t`` of ``drive``: float [H, W, 3] in [0, 1].
+                 backend: str = "auto", animator: Animator | None = None, surfels_as_3dgs: bool = False) -> Tensor:
+    """Frame ``t`` of ``drive``: float [H, W, 3] in [0, 1] (colour only is rasterized: no depth, no normals).
 
     Without ``animator`` the avatar is posed by ``model(drive.inputs(t))``; with one (built by
-    :func:`drive_animator` for this model and drive) by the fast path, which gives the same Gaussians."""
+    :func:`drive_animator` for this model and drive) by the fast path, which gives the same Gaussians.
+    ``surfels_as_3dgs`` draws 2DGS surfels through the 3DGS rasterizer (:func:`thgs.render.base.flat_surfels`)."""
     dev = next(model.state.parameters()).device
     inputs = drive.inputs(t)
     inputs = type(inputs)(**{k: (v.to(dev) if isinstance(v, Tensor) else v) for k, v in vars(inputs).items()})
@@ -29,7 +30,8 @@ def render_frame(model: THGSAvatar, drive: Drive, t: int, background: Tensor, mo
         gs = animator(inputs.pose, inputs.expression, inputs.audio_window, inputs.transl)
     else:
         gs = model(inputs)
-    res = render(gs, drive.camera(t).to(dev), background.to(dev), mode=mode, backend=backend)  # type: ignore[arg-type]
+    res = render(gs, drive.camera(t).to(dev), background.to(dev), mode=mode, backend=backend,  # type: ignore[arg-type]
+                 outputs="rgb", surfels_as_3dgs=surfels_as_3dgs)
     return res.rgb.clamp(0, 1)
 
 
@@ -44,11 +46,12 @@ def drive_animator(model: THGSAvatar, drive: Drive) -> Animator:
 
 
 def render_frames(model: THGSAvatar, drive: Drive, background: Tensor, mode: str = "2dgs", backend: str = "auto",
-                  progress: Callable[[int], None] | None = None) -> Iterator[np.ndarray]:
+                  progress: Callable[[int], None] | None = None, surfels_as_3dgs: bool = False) -> Iterator[np.ndarray]:
     """Yield uint8 [H, W, 3] frames of the whole drive (posed by :func:`drive_animator`)."""
     animator = drive_animator(model, drive) if len(drive) else None
     for t in range(len(drive)):
-        img = render_frame(model, drive, t, background, mode, backend, animator=animator)
+        img = render_frame(model, drive, t, background, mode, backend, animator=animator,
+                           surfels_as_3dgs=surfels_as_3dgs)
         if progress is not None:
             progress(t)
         yield to_uint8(img)

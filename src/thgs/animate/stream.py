@@ -266,7 +266,8 @@ class SpeechStreamer:
         dev = self.device
         gs = self.animator(pose.to(dev), expr.to(dev), audio.to(dev) if audio is not None else None,  # type: ignore[misc]
                            transl.to(dev))
-        res = render(gs, self.camera, self.background, mode=self.mode, backend=self.backend)  # type: ignore[arg-type]
+        res = render(gs, self.camera, self.background, mode=self.mode, backend=self.backend,  # type: ignore[arg-type]
+                     outputs="rgb")
         return (res.rgb.clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
 
 

@@ -56,8 +56,8 @@ def accumulate_stats(state: GaussianState, means2d: Tensor | None, radii: Tensor
             r = r.max(-1).values
         visible = r > 0
         g = means2d.grad.detach().reshape(-1, 2)
-        scale = torch.tensor([width / 2.0, height / 2.0], device=g.device, dtype=g.dtype)
-        norm = (g * scale).norm(dim=-1)
+        # python scales, not a host-built [2] tensor (a copy to the device every step)
+        norm = torch.stack([g[:, 0] * (width / 2.0), g[:, 1] * (height / 2.0)], -1).norm(dim=-1)
         state.set_buffer("grad_accum", state["grad_accum"] + torch.where(visible, norm, torch.zeros_like(norm)))
         state.set_buffer("grad_count", state["grad_count"] + visible.to(norm.dtype))
         state.set_buffer("max_radii", torch.maximum(state["max_radii"], r.to(norm.dtype)))

@@ -180,7 +180,7 @@ class Animator:
         self.saam = model.saam if (saam and model.saam is not None and model.active["saam"]) else None
         self.mouth = torch.zeros(0, dtype=torch.long, device=dev)
         if self.saam is not None:
-            self.mouth = G.in_box(mu, model.mouth_box).nonzero(as_tuple=True)[0]
+            self.mouth = model.mouth_indices()
             if self.mouth.numel() == 0:
                 self.saam = None
         if self.saam is not None:

@@ -10,7 +10,11 @@ Blend-shape values come from the parent vertex (every Gaussian is born on a vert
 parent through densification). ``polar`` is the Gram-Schmidt projection of the blended 3x3 block
 onto a rotation (cheap and differentiable everywhere, unlike an SVD near repeated singular values).
 The SAAM deltas act only on mouth Gaussians (inside the teeth box, see :func:`mouth_box`); its
-rotation delta is added to the raw quaternion and its scale delta to the log-scale.
+rotation delta is added to the raw quaternion and its scale delta to the log-scale. Which Gaussians are
+mouth Gaussians is kept in the per-Gaussian ``mouth`` flag of the state (saved with it): set from the
+canonical means when the avatar is built, and refreshed by :meth:`THGSAvatar.refresh_mouth` when the set of
+Gaussians changes (the trainer calls it when SAAM starts and after each densification), so the forward pass
+never reads a value back from the device to find them.
 
 Module groups (``pose``, ``expression``, ``skinning``, ``blendshapes``, ``saam``) start frozen
 (no gradient reaches them); the trainer calls :meth:`THGSAvatar.set_group_active` at each group's
@@ -84,7 +88,7 @@ class AvatarOutput:
 
     gaussians: GaussianSet
     canonical_means: Tensor  # [N, 3] raw mu (before offsets), for the vertex loss
-    mouth: Tensor  # [N] bool, the Gaussians SAAM acted on (all False without SAAM)
+    mouth: Tensor  # [N] bool, the Gaussians SAAM acted on (all False when SAAM did not act)
 
 
 class THGSAvatar(nn.Module):
@@ -116,6 +120,8 @@ class THGSAvatar(nn.Module):
         elif o.skinning != "parent":
             raise ValueError(f"avatar: skinning must be 'grid' or 'parent', got {o.skinning!r}")
         self.register_buffer("mouth_box", G.mouth_box(body, o.mouth_margin))
+        self.state.add_buffer("mouth", G.in_box(self.state["means"].detach(), self.mouth_box))
+        self._mouth_cache: tuple[Tensor, Tensor] | None = None  # (the flag tensor, its indices)
         self.saam = None
         if o.saam and o.use_audio and audio_channels > 0:
             head = body.v_template[body.head_mask] if body.head_mask.any() else body.v_template
@@ -155,6 +161,21 @@ class THGSAvatar(nn.Module):
     @property
     def num_gaussians(self) -> int:
         return self.state.num
+
+    # -- mouth Gaussians -----------------------------------------------------------------------
+    def refresh_mouth(self) -> None:
+        """Mark as mouth Gaussians those whose canonical mean lies in ``mouth_box`` now."""
+        with torch.no_grad():
+            self.state.set_buffer("mouth", G.in_box(self.state["means"].detach(), self.mouth_box))
+        self._mouth_cache = None
+
+    def mouth_indices(self) -> Tensor:
+        """[M] long indices of the mouth Gaussians (the state's ``mouth`` flag). Computed once per flag tensor
+        (a new one comes with every densification, refresh, load or device move), not once per frame."""
+        flag = self.state["mouth"]
+        if self._mouth_cache is None or self._mouth_cache[0] is not flag:
+            self._mouth_cache = (flag, flag.nonzero(as_tuple=True)[0])
+        return self._mouth_cache[1]
 
     # -- forward -----------------------------------------------------------------------------
     def vertex_offsets(self, pose: Tensor, betas: Tensor | None, expression: Tensor | None) -> Tensor:
@@ -209,9 +230,9 @@ class THGSAvatar(nn.Module):
         log_scales = st["log_scales"]
         mouth = torch.zeros(mu.shape[0], dtype=torch.bool, device=mu.device)
         if self.saam is not None and self.active["saam"] and frame.audio_window is not None:
-            mouth = G.in_box(mu.detach(), self.mouth_box)
-            if mouth.any():
-                idx = mouth.nonzero(as_tuple=True)[0]
+            idx = self.mouth_indices()
+            if idx.numel():
+                mouth = st["mouth"]
                 d_mu, d_q, d_s = self.saam(mu.index_select(0, idx), frame.audio_window)
                 mu_e = mu_e.index_add(0, idx, d_mu)
                 quats = quats.index_add(0, idx, d_q)
@@ -254,8 +275,14 @@ class THGSAvatar(nn.Module):
     # -- checkpoints -------------------------------------------------------------------------
     def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):  # type: ignore[override]
         """Like ``nn.Module.load_state_dict``, but first resizes the Gaussian state to the stored N."""
+        if "state.params.means" in state_dict and "state.mouth" not in state_dict:  # written before the flag
+            state_dict = dict(state_dict)
+            box = state_dict.get("mouth_box", self.mouth_box)
+            state_dict["state.mouth"] = G.in_box(state_dict["state.params.means"].detach(), box.to(
+                state_dict["state.params.means"].device))
         shapes = {k[len("state."):]: v.shape for k, v in state_dict.items() if k.startswith("state.")}
         self.state.resize_like(shapes)
+        self._mouth_cache = None
         return super().load_state_dict(state_dict, strict=strict, assign=assign)
 
 

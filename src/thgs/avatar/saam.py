@@ -40,6 +40,7 @@ class HashGrid2D(nn.Module):
         self.register_buffer("resolution", torch.tensor(res, dtype=torch.float32), persistent=False)
         self.register_buffer("dense", torch.tensor([(r + 1) ** 2 <= self.table_size for r in res]), persistent=False)
         self.register_buffer("level_offset", torch.arange(levels) * self.table_size, persistent=False)
+        self.register_buffer("corners", torch.tensor([[0, 0], [1, 0], [0, 1], [1, 1]]), persistent=False)
         self.table = nn.Parameter(torch.empty(levels * self.table_size, features).uniform_(-init_scale, init_scale))
 
     @property
@@ -53,8 +54,7 @@ class HashGrid2D(nn.Module):
         cell = pos.floor().clamp_max(self.resolution[None, :, None] - 1)
         frac = pos - cell
         cell = cell.long()
-        corners = torch.tensor([[0, 0], [1, 0], [0, 1], [1, 1]], device=x.device)  # [4, 2]
-        c = cell[:, :, None, :] + corners[None, None]  # [N, L, 4, 2]
+        c = cell[:, :, None, :] + self.corners[None, None]  # [N, L, 4, 2]
         stride = (self.resolution.long() + 1)[None, :, None]
         dense_idx = c[..., 0] + c[..., 1] * stride
         hashed = (c[..., 0] * _PRIMES[0]) ^ (c[..., 1] * _PRIMES[1])
@@ -83,7 +83,8 @@ class TriPlaneHash(nn.Module):
         return 3 * self.xy.out_dim
 
     def forward(self, x: Tensor) -> Tensor:
-        return torch.cat([self.xy(x[:, [0, 1]]), self.yz(x[:, [1, 2]]), self.xz(x[:, [0, 2]])], dim=-1)
+        # slices, not index lists: a list index is a host-built tensor copied to the device every call
+        return torch.cat([self.xy(x[:, 0:2]), self.yz(x[:, 1:3]), self.xz(x[:, 0::2])], dim=-1)
 
 
 class AudioEncoder(nn.Module):

@@ -69,6 +69,7 @@ def fresh_avatar(body: Any, num_gaussians: int, *, audio_channels: int = 44, sh_
         model.state.append(src, overrides={"means": means})
     elif num_gaussians and num_gaussians < n0:
         model.state.select(torch.randperm(n0, generator=torch.Generator().manual_seed(seed))[:num_gaussians])
+    model.refresh_mouth()  # the jittered copies: mouth Gaussians where they are now
     for grp in GROUPS:
         model.set_group_active(grp, True)
     return model.eval()
@@ -128,9 +129,8 @@ def animate_batch(model: THGSAvatar, frames: list[FrameInputs]) -> list[Gaussian
         m = mu + model.vertex_offsets(f.pose, f.betas, f.expression)[parent]
         q, s = st["quats"], st["log_scales"]
         if model.saam is not None and model.active["saam"] and f.audio_window is not None:
-            mouth = G.in_box(mu, model.mouth_box)
-            if mouth.any():
-                idx = mouth.nonzero(as_tuple=True)[0]
+            idx = model.mouth_indices()
+            if idx.numel():
                 d_mu, d_q, d_s = model.saam(mu[idx], f.audio_window)
                 m, q, s = m.index_add(0, idx, d_mu), q.index_add(0, idx, d_q), s.index_add(0, idx, d_s)
         mu_e.append(m)
@@ -201,7 +201,7 @@ def render_speed(model: THGSAvatar, opts: SpeedOptions, device: str) -> dict[str
         parts["blendshapes"] = t(lambda: model.vertex_offsets(f0.pose, f0.betas, f0.expression)[parent])
         if model.saam is not None and f0.audio_window is not None:
             def saam() -> None:
-                idx = G.in_box(mu, model.mouth_box).nonzero(as_tuple=True)[0]
+                idx = model.mouth_indices()
                 model.saam(mu[idx], f0.audio_window)
 
             parts["saam"] = t(saam)
@@ -223,7 +223,18 @@ def render_speed(model: THGSAvatar, opts: SpeedOptions, device: str) -> dict[str
             parts["animation_graph"] = t(lambda: anim.animate(*one))
         parts["frame_fast"] = t(lambda: render(anim.animate(*one).frame(0), cam, bg, mode=opts.mode,
                                                backend=opts.backend))
+        # colour only (no depth, no normals), and 2DGS surfels through the 3DGS rasterizer
+        parts["rasterization_rgb"] = t(lambda: render(gs, cam, bg, mode=opts.mode, backend=opts.backend,
+                                                      outputs="rgb"))
+        parts["frame_rgb"] = t(lambda: render(anim.animate(*one).frame(0), cam, bg, mode=opts.mode,
+                                              backend=opts.backend, outputs="rgb"))
+        if opts.mode == "2dgs":
+            parts["frame_surfels_3dgs"] = t(lambda: render(anim.animate(*one).frame(0), cam, bg, mode="2dgs",
+                                                           backend=opts.backend, outputs="rgb", surfels_as_3dgs=True))
+        floor_gsplat = gsplat_floor(gs, cam, bg, max(1, opts.batch), t)
         result: dict[str, Any] = {"parts": {k: v.as_dict() for k, v in parts.items()}}
+        if floor_gsplat:
+            result["gsplat_floor"] = floor_gsplat
         if opts.batch > 1:
             def batched() -> None:
                 for g in animate_batch(model, frames):
@@ -242,14 +253,22 @@ def render_speed(model: THGSAvatar, opts: SpeedOptions, device: str) -> dict[str
                 for b in range(B):
                     render(out.frame(b), cam, bg, mode=opts.mode, backend=opts.backend)
 
+            def fast_batched_rgb() -> None:
+                out = anim.animate(*many)
+                for b in range(B):
+                    render(out.frame(b), cam, bg, mode=opts.mode, backend=opts.backend, outputs="rgb",
+                           surfels_as_3dgs=opts.mode == "2dgs")
+
             tb = t(batched)
             ta = t(batched_anim)
             fb = t(fast_batched)
             fa = t(lambda: anim.animate(*many))
+            fr = t(fast_batched_rgb)
             result["batched"] = {"batch": B, "frame_ms": tb.median / B, "fps": 1000.0 * B / tb.median,
                                  "animation_ms": ta.median / B, "call_ms": tb.median,
                                  "fast_frame_ms": fb.median / B, "fast_fps": 1000.0 * B / fb.median,
-                                 "fast_animation_ms": fa.median / B, "fast_call_ms": fb.median, "fast_graph": graph}
+                                 "fast_animation_ms": fa.median / B, "fast_call_ms": fb.median, "fast_graph": graph,
+                                 "fast_rgb_frame_ms": fr.median / B, "fast_rgb_fps": 1000.0 * B / fr.median}
     floor = parts["rasterization"].median
     from thgs.render.base import available_backends
 
@@ -259,12 +278,87 @@ def render_speed(model: THGSAvatar, opts: SpeedOptions, device: str) -> dict[str
         "sh_degree": model.sh_degree, "warmup": opts.warmup, "repeats": opts.repeats,
         "floor_ms": floor, "frame_over_floor": parts["frame"].median / floor if floor > 0 else float("nan"),
         "frame_fast_over_floor": parts["frame_fast"].median / floor if floor > 0 else float("nan"),
+        **floor_ratios(result, opts.mode),
         "animation_speedup": (parts["animation"].median / parts["animation_fast"].median
                               if parts["animation_fast"].median > 0 else float("nan")),
         "components": {"leb": model.leb is not None, "saam": model.saam is not None,
                        "skinning": "grid" if model.skin_grid is not None else "parent"},
     })
     return result
+
+
+def _bare_inputs(gs: GaussianSet, cam: Camera, bg: Tensor, batch: int) -> tuple:
+    """gsplat's arguments for ``gs`` seen by ``cam``, built once (outside the timed call): [N, ...] tensors,
+    the camera dimension, and the same for ``batch`` copies ([B, N, ...], cameras [B, 1, ...])."""
+    f32 = torch.float32
+    colors = gs.colors.to(f32)
+    sh = gs.sh_degree if colors.dim() == 3 else None
+    single = (gs.means.float().contiguous(), gs.quats.float().contiguous(), gs.scales.float().contiguous(),
+              gs.opacities.float().contiguous(), colors[None].contiguous(), cam.world_to_cam.float()[None],
+              cam.K.float()[None])
+    rep = lambda x: x[None].expand(batch, *x.shape).contiguous()  # noqa: E731
+    many = (rep(single[0]), rep(single[1]), rep(single[2]), rep(single[3]), rep(colors), rep(single[5]),
+            rep(single[6]))
+    return single, many, sh, bg.float()[None]
+
+
+def gsplat_floor(gs: GaussianSet, cam: Camera, bg: Tensor, batch: int, timer) -> dict[str, Any]:
+    """The bare gsplat calls on the posed Gaussians ``gs`` (no thgs wrapper: arguments prepared outside the timed
+    call), milliseconds per frame: ``3dgs_rgb`` (``rasterization``, render_mode RGB), ``2dgs_rgb`` and
+    ``2dgs_rgb_ed`` (``rasterization_2dgs``, RGB and RGB+ED) and ``3dgs_rgb_batched`` (``batch`` frames in one
+    call, per frame). The floor a whole frame is compared with; empty when gsplat cannot run (no CUDA GPU)."""
+    from thgs.render import gsplat_backend
+
+    if gs.means.device.type != "cuda" or not gsplat_backend.is_available():
+        return {}
+    import gsplat
+
+    (m, q, s, o, c, V, K), many, sh, bgs = _bare_inputs(gs, cam, bg, batch)
+    W, H = cam.width, cam.height
+    common = dict(near_plane=cam.near, far_plane=cam.far, radius_clip=0.0, sh_degree=sh, packed=False)
+    flat = torch.cat([s[:, :2], torch.zeros_like(s[:, 2:])], -1)
+    try:
+        out: dict[str, Any] = {
+            "3dgs_rgb": timer(lambda: gsplat.rasterization(m, q, s, o, c, V, K, W, H, backgrounds=bgs,
+                                                           render_mode="RGB", **common)).median,
+            "3dgs_surfels_rgb": timer(lambda: gsplat.rasterization(m, q, flat, o, c, V, K, W, H, backgrounds=bgs,
+                                                                   render_mode="RGB", **common)).median,
+            "2dgs_rgb": timer(lambda: gsplat.rasterization_2dgs(m, q, s, o, c, V, K, W, H, backgrounds=bgs,
+                                                                render_mode="RGB", **common)).median,
+            "2dgs_rgb_ed": timer(lambda: gsplat.rasterization_2dgs(m, q, s, o, c, V, K, W, H, backgrounds=bgs,
+                                                                   render_mode="RGB+ED", **common)).median,
+        }
+    except (RuntimeError, ValueError, TypeError) as exc:
+        return {"error": f"{type(exc).__name__}: {exc}"}
+    if batch > 1:
+        bm, bq, bs, bo, bc, bV, bK = many
+        bbg = bgs[None].expand(batch, 1, 3).contiguous()
+        try:
+            ms = timer(lambda: gsplat.rasterization(bm, bq, bs, bo, bc[:, None], bV, bK, W, H, backgrounds=bbg,
+                                                    render_mode="RGB", **common)).median
+            out["3dgs_rgb_batched"] = ms / batch
+        except (RuntimeError, ValueError, TypeError, AssertionError) as exc:  # a gsplat without batch dimensions
+            out["3dgs_rgb_batched_error"] = f"{type(exc).__name__}: {exc}"
+    out["batch"] = batch
+    return out
+
+
+def floor_ratios(result: dict[str, Any], mode: str) -> dict[str, float]:
+    """Whole frame over the bare gsplat floor of the same rasterization, when that floor was measured:
+    ``frame_rgb_over_gsplat`` (fast path, colour only, true ``mode``), ``frame_surfels_over_gsplat`` (2DGS surfels
+    through the 3DGS rasterizer against bare 3DGS RGB) and ``batched_over_gsplat`` (per frame, batched)."""
+    fl = result.get("gsplat_floor") or {}
+    parts = result.get("parts", {})
+    out: dict[str, float] = {}
+    base = fl.get("2dgs_rgb" if mode == "2dgs" else "3dgs_rgb")
+    if base and "frame_rgb" in parts:
+        out["frame_rgb_over_gsplat"] = parts["frame_rgb"]["ms"] / base
+    if fl.get("3dgs_rgb") and "frame_surfels_3dgs" in parts:
+        out["frame_surfels_over_gsplat"] = parts["frame_surfels_3dgs"]["ms"] / fl["3dgs_rgb"]
+    b = result.get("batched") or {}
+    if fl.get("3dgs_rgb_batched") and "fast_rgb_frame_ms" in b:
+        out["batched_over_gsplat"] = b["fast_rgb_frame_ms"] / fl["3dgs_rgb_batched"]
+    return out
 
 
 def train_speed(subject: Any, presets: list[str], steps: int, warmup: int, device: str, work_dir: Any,
@@ -310,5 +404,5 @@ def train_speed(subject: Any, presets: list[str], steps: int, warmup: int, devic
     return out
 
 
-__all__ = ["SpeedOptions", "animate_batch", "bench_camera", "fresh_avatar", "frame_inputs_for", "render_speed",
-           "train_speed"]
+__all__ = ["SpeedOptions", "animate_batch", "bench_camera", "floor_ratios", "fresh_avatar", "frame_inputs_for",
+           "gsplat_floor", "render_speed", "train_speed"]

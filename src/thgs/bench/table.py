@@ -11,7 +11,12 @@ PART_LABELS = (("frame", "whole frame (animation + rasterization)"), ("animation
                ("skinning", "  skinning (grid weights + LBS)"), ("rasterization", "rasterization only (floor)"),
                ("frame_fast", "whole frame, fast path (Animator + rasterization)"),
                ("animation_fast", "animation, fast path (Animator, eager)"),
-               ("animation_graph", "animation, fast path (Animator, CUDA graph)"))
+               ("animation_graph", "animation, fast path (Animator, CUDA graph)"),
+               ("rasterization_rgb", "rasterization only, colour only (thgs wrapper)"),
+               ("frame_rgb", "whole frame, fast path, colour only"),
+               ("frame_surfels_3dgs", "whole frame, fast path, colour only, surfels as 3DGS"))
+FLOOR_LABELS = (("3dgs_rgb", "bare gsplat: 3DGS RGB"), ("3dgs_surfels_rgb", "bare gsplat: 3DGS RGB, flat surfels"),
+                ("2dgs_rgb", "bare gsplat: 2DGS RGB"), ("2dgs_rgb_ed", "bare gsplat: 2DGS RGB+ED"))
 
 
 def _f(x: float, nd: int = 2) -> str:
@@ -40,6 +45,18 @@ def render_table(r: dict[str, Any]) -> str:
             lines.append(f"| batch of {b['batch']}: animation, fast path ({how}), per frame | "
                          f"{_f(b['fast_animation_ms'], 3)} | "
                          f"{_f(1000.0 / b['fast_animation_ms'] if b['fast_animation_ms'] > 0 else float('inf'), 1)} |")
+        if "fast_rgb_frame_ms" in b:
+            lines.append(f"| batch of {b['batch']}: whole frame, fast path, colour only"
+                         f"{', surfels as 3DGS' if r['mode'] == '2dgs' else ''}, per frame | "
+                         f"{_f(b['fast_rgb_frame_ms'], 3)} | {_f(b['fast_rgb_fps'], 1)} |")
+    fl = r.get("gsplat_floor") or {}
+    for key, label in FLOOR_LABELS:
+        if key in fl:
+            lines.append(f"| {label} | {_f(fl[key], 3)} | {_f(1000.0 / fl[key] if fl[key] > 0 else float('inf'), 1)} |")
+    if "3dgs_rgb_batched" in fl:
+        v = fl["3dgs_rgb_batched"]
+        lines.append(f"| bare gsplat: 3DGS RGB, batch of {fl['batch']}, per frame | {_f(v, 3)} | "
+                     f"{_f(1000.0 / v if v > 0 else float('inf'), 1)} |")
     for label, fps in ANCHORS:
         lines.append(f"| {label} | {_f(1000.0 / fps, 3)} | {_f(fps, 0)} |")
     lines.append("")
@@ -47,6 +64,13 @@ def render_table(r: dict[str, Any]) -> str:
     if "frame_fast_over_floor" in r:
         lines.append(f"Whole frame, fast path / rasterization floor: {_f(r['frame_fast_over_floor'], 2)}x; "
                      f"animation speed-up of the fast path (eager): {_f(r['animation_speedup'], 2)}x")
+    for key, label in (("frame_rgb_over_gsplat", "whole frame, fast path, colour only / bare gsplat (same mode)"),
+                       ("frame_surfels_over_gsplat", "whole frame, surfels as 3DGS / bare gsplat 3DGS RGB"),
+                       ("batched_over_gsplat", "batched whole frame / bare gsplat batched 3DGS RGB, per frame")):
+        if key in r:
+            lines.append(f"{label}: {_f(r[key], 2)}x")
+    if (r.get("gsplat_floor") or {}).get("error"):
+        lines.append(f"bare gsplat floor not measured: {r['gsplat_floor']['error']}")
     return "\n".join(lines)
 
 

@@ -36,6 +36,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--png-dir", type=Path, default=None, help="also write every frame as PNG into this folder")
     parser.add_argument("--mode", choices=typing.get_args(Mode), default=None, help="rasterization (default: as trained)")
     parser.add_argument("--backend", default="auto", help="rasterizer backend: auto, gsplat, reference")
+    parser.add_argument("--surfels-3dgs", action="store_true",
+                        help="2dgs avatars: draw the surfels with the 3DGS rasterizer (flat, third scale 0): faster "
+                             "on a GPU, a small image difference (docs/benchmarks.md)")
     parser.add_argument("--device", default="auto", help="torch device: auto, cpu, cuda")
     parser.add_argument("--size", type=int, default=0, help="output height in pixels (0: the subject's)")
 
@@ -162,7 +165,8 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     bar = tqdm(total=len(drive), desc="render", unit="frame")
-    frames = render_frames(model, drive, background, mode, args.backend, progress=lambda t: bar.update(1))
+    frames = render_frames(model, drive, background, mode, args.backend, progress=lambda t: bar.update(1),
+                           surfels_as_3dgs=bool(getattr(args, "surfels_3dgs", False)))
     try:
         write_mp4(args.out, frames, drive.fps, drive.clip, args.png_dir)
     finally:

@@ -27,6 +27,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, default=8080, help="port (the next free one is taken if it is busy; 0: any)")
     parser.add_argument("--device", default="auto", help="torch device: auto, cpu, cuda")
     parser.add_argument("--backend", default="auto", help="rasterizer backend: auto, gsplat, reference")
+    parser.add_argument("--surfels-3dgs", action="store_true",
+                        help="2dgs avatars: draw the surfels with the 3DGS rasterizer (flat, third scale 0): faster "
+                             "on a GPU, a small image difference (docs/benchmarks.md)")
     parser.add_argument("--max-height", type=int, default=0,
                         help="largest streamed image height in pixels (0: 1080 on a GPU, 256 on a CPU)")
     parser.add_argument("--jpeg-quality", type=int, default=85, help="JPEG quality of the streamed images (1-100)")
@@ -48,6 +51,10 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("the viewer needs viser: pip install 'thgs[viewer]'") from None
     session = open_session(args.run, data=args.data, audio=args.audio, motion=args.motion, device=args.device,
                            backend=args.backend)
+    if getattr(args, "surfels_3dgs", False):
+        import dataclasses
+
+        session = dataclasses.replace(session, surfels_as_3dgs=True)
     if args.benchmark:
         benchmark(session, args.benchmark, args.max_height, args.jpeg_quality)
         return 0
@@ -70,44 +77,65 @@ def run(args: argparse.Namespace) -> int:
 
 def benchmark(session, frames: int, max_height: int, jpeg_quality: int) -> dict:
     """Render ``frames`` frames of the sequence from the training camera through the viewer's path (state ->
-    image -> JPEG background message on a viser server with no browser) and print a table."""
+    image -> JPEG background message on a viser server with no browser) and print a table: render and
+    encode+send times of frames done one after the other (``fps``), then the frame rate with the encoding of
+    one frame overlapped with the render of the next (``overlapped fps``; on a GPU with nvJPEG the encode is on
+    the GPU, see thgs.viewer.encode)."""
     import torch
     import viser
 
     from thgs.viewer import core
     from thgs.viewer.app import default_max_height
+    from thgs.viewer.encode import FrameSender
 
     height = min(max_height or default_max_height(session), session.camera.height) if not max_height else max_height
+
+    def sync() -> None:
+        if session.device.type == "cuda":
+            torch.cuda.synchronize()
+
     server = viser.ViserServer(host="127.0.0.1", port=0, verbose=False)
+    sender = FrameSender(jpeg_quality)
+    overlapped = FrameSender(jpeg_quality, overlap=True)
     try:
         state = core.ViewerState(saam=session.has_saam, leb=session.has_leb, height=height)
-        warm = min(3, frames)
-        for i in range(warm):
-            server.scene.set_background_image(core.render_state(session, state.with_(frame=i % session.num_frames)),
-                                              format="jpeg", jpeg_quality=jpeg_quality)
+        for i in range(min(3, frames)):
+            sender.send(server.scene, core.render_state_tensor(session, state.with_(frame=i % session.num_frames)))
         render_s = encode_s = 0.0
         for i in range(frames):
             st = state.with_(frame=i % session.num_frames)
-            if session.device.type == "cuda":
-                torch.cuda.synchronize()
+            sync()
             t0 = time.perf_counter()
-            img = core.render_state(session, st)
+            img = core.render_state_tensor(session, st)
+            sync()
             t1 = time.perf_counter()
-            server.scene.set_background_image(img, format="jpeg", jpeg_quality=jpeg_quality)
+            sender.send(server.scene, img)
             t2 = time.perf_counter()
             render_s += t1 - t0
             encode_s += t2 - t1
+        sync()
+        t0 = time.perf_counter()
+        for i in range(frames):
+            overlapped.send(server.scene, core.render_state_tensor(session, state.with_(frame=i % session.num_frames)))
+        overlapped.flush()
+        overlap_s = time.perf_counter() - t0
     finally:
+        overlapped.close()
+        sender.close()
         server.stop()
     total = render_s + encode_s
     backend = session.backend if session.backend != "auto" else core_backend(session)
+    encoder = "gpu (nvJPEG)" if sender.uses_gpu(img) else "cpu"
     row = {"device": str(session.device), "backend": backend, "mode": session.mode,
            "gaussians": session.model.num_gaussians, "size": f"{img.shape[1]}x{img.shape[0]}", "frames": frames,
-           "render_ms": 1000 * render_s / frames, "encode_ms": 1000 * encode_s / frames, "fps": frames / total}
-    print("| device | backend | mode | Gaussians | size | frames | render ms | encode+send ms | fps |")
-    print("|---|---|---|---|---|---|---|---|---|")
+           "encoder": encoder, "render_ms": 1000 * render_s / frames, "encode_ms": 1000 * encode_s / frames,
+           "fps": frames / total, "fps_overlapped": frames / overlap_s}
+    print("| device | backend | mode | Gaussians | size | frames | JPEG encoder | render ms | encode+send ms | fps "
+          "| overlapped fps |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     print(f"| {row['device']} | {row['backend']} | {row['mode']} | {row['gaussians']} | {row['size']} | {frames} | "
-          f"{row['render_ms']:.2f} | {row['encode_ms']:.2f} | {row['fps']:.1f} |", flush=True)
+          f"{encoder} | {row['render_ms']:.2f} | {row['encode_ms']:.2f} | {row['fps']:.1f} | "
+          f"{row['fps_overlapped']:.1f} |", flush=True)
     return row
 
 

@@ -12,6 +12,7 @@ L = 1, and the mean of the SSIM map over all pixels and channels. Everything is 
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -96,6 +97,13 @@ def gaussian_window(window_size: int = 11, sigma: float = 1.5, dtype: torch.dtyp
     return (g / g.sum()).to(dtype=dtype, device=device)
 
 
+@functools.lru_cache(maxsize=16)
+def _cached_window(window_size: int, sigma: float, dtype: torch.dtype, device: torch.device) -> Tensor:
+    """:func:`gaussian_window` built once per (size, sigma, dtype, device): the SSIM of every training step
+    reuses it instead of building it on the host and copying it to the device. Read-only."""
+    return gaussian_window(window_size, sigma, dtype=dtype, device=device)
+
+
 def _blur(x: Tensor, g: Tensor) -> Tensor:
     """Separable Gaussian blur with zero padding, 'same' size. x [N, C, H, W]; g [K]."""
     C = x.shape[1]
@@ -115,7 +123,7 @@ def ssim_map(pred: Tensor, target: Tensor, window_size: int = 11, sigma: float =
     p, t, single = _check_pair(pred, target)
     B, H, W, C = p.shape
     dtype = p.dtype if p.dtype in (torch.float32, torch.float64) else torch.float32
-    g = gaussian_window(window_size, sigma, dtype=dtype, device=p.device)
+    g = _cached_window(int(window_size), float(sigma), dtype, p.device)
     x = p.to(dtype).permute(0, 3, 1, 2)
     y = t.to(dtype).permute(0, 3, 1, 2)
     # one grouped convolution over the five moments

@@ -18,6 +18,10 @@ import torch
 from torch import Tensor
 
 Mode = Literal["3dgs", "2dgs"]
+Outputs = Literal["rgb", "depth", "full"]
+"""What a render returns besides ``rgb`` and ``alpha``: ``"rgb"`` nothing more (the fastest: gsplat rasterizes
+colour only), ``"depth"`` the depth map too, ``"full"`` depth and, for 2DGS, the splat and depth normals."""
+OUTPUTS = ("rgb", "depth", "full")
 
 
 @dataclass
@@ -84,15 +88,15 @@ class RenderResult:
     """What every backend returns for one camera.
 
     rgb [H, W, 3]; alpha [H, W, 1]; depth [H, W, 1] (alpha-weighted expected depth, divided by alpha
-    where alpha > 0); for 2DGS also ``normals`` [H, W, 3] (alpha-blended splat normals, camera frame)
-    and ``surf_normals`` [H, W, 3] (normals from the depth map, camera frame), which the 2DGS
-    normal-consistency loss compares. ``radii`` [N] (pixels; 0 = not drawn) and ``means2d`` [N, 2]
+    where alpha > 0; None when rendered with ``outputs="rgb"``); for 2DGS with ``outputs="full"`` also
+    ``normals`` [H, W, 3] (alpha-blended splat normals, camera frame) and ``surf_normals`` [H, W, 3] (normals
+    from the depth map, camera frame), which the 2DGS normal-consistency loss compares. ``radii`` [N] (pixels; 0 = not drawn) and ``means2d`` [N, 2]
     feed densification.
     """
 
     rgb: Tensor
     alpha: Tensor
-    depth: Tensor
+    depth: Tensor | None
     normals: Tensor | None = None
     surf_normals: Tensor | None = None
     radii: Tensor | None = None
@@ -103,7 +107,8 @@ class RenderResult:
 class Backend(Protocol):
     name: str
 
-    def __call__(self, gaussians: GaussianSet, camera: Camera, background: Tensor, mode: Mode) -> RenderResult: ...
+    def __call__(self, gaussians: GaussianSet, camera: Camera, background: Tensor, mode: Mode,
+                 outputs: Outputs = "full") -> RenderResult: ...
 
 
 _BACKENDS: dict[str, type] = {}
@@ -167,14 +172,31 @@ def get_backend(name: str = "auto", device: torch.device | str | None = None) ->
     return _INSTANCES[name]  # type: ignore[return-value]
 
 
+def flat_surfels(gaussians: GaussianSet) -> GaussianSet:
+    """2DGS surfels as 3D Gaussians with a zero third scale, for the 3DGS rasterizer.
+
+    The same disks (the first two scales span them, the rotation's third column is their normal) drawn as
+    flat ellipsoids: 3DGS projects each to a 2D Gaussian (plus the ``eps2d`` screen dilation) instead of
+    intersecting the pixel ray with the disk, so the image differs slightly from true 2DGS, most at grazing
+    angles (docs/benchmarks.md gives the PSNR between the two); gsplat's 3DGS kernels are about twice as fast."""
+    scales = torch.cat([gaussians.scales[:, :2], torch.zeros_like(gaussians.scales[:, 2:])], -1)
+    return GaussianSet(means=gaussians.means, quats=gaussians.quats, scales=scales, opacities=gaussians.opacities,
+                       colors=gaussians.colors, sh_degree=gaussians.sh_degree)
+
+
 def render(
     gaussians: GaussianSet,
     camera: Camera,
     background: Tensor | None = None,
     mode: Mode = "3dgs",
     backend: str = "auto",
+    outputs: Outputs = "full",
+    surfels_as_3dgs: bool = False,
 ) -> RenderResult:
-    """Render ``gaussians`` from ``camera`` with the chosen backend (``auto``: gsplat on CUDA if present)."""
+    """Render ``gaussians`` from ``camera`` with the chosen backend (``auto``: gsplat on CUDA if present).
+
+    ``outputs`` picks what is computed besides the colour (see :data:`Outputs`); ``surfels_as_3dgs`` (2DGS
+    only, for inference) draws the surfels through the 3DGS rasterizer (:func:`flat_surfels`): no normals."""
     dev = gaussians.means.device
     N = gaussians.means.shape[0]
     for name, t, shape in (("means", gaussians.means, (N, 3)), ("quats", gaussians.quats, (N, 4)),
@@ -185,6 +207,10 @@ def render(
         raise ValueError(f"render: colors has shape {tuple(gaussians.colors.shape)}, expected [N, 3] or [N, K, 3]")
     if mode not in ("3dgs", "2dgs"):
         raise ValueError(f"render: mode must be '3dgs' or '2dgs', got {mode!r}")
+    if outputs not in OUTPUTS:
+        raise ValueError(f"render: outputs must be one of {', '.join(OUTPUTS)}, got {outputs!r}")
     if background is None:
         background = torch.zeros(3, device=dev)
-    return get_backend(backend, dev)(gaussians, camera.to(dev), background.to(dev), mode)
+    if surfels_as_3dgs and mode == "2dgs":
+        gaussians, mode = flat_surfels(gaussians), "3dgs"
+    return get_backend(backend, dev)(gaussians, camera.to(dev), background.to(dev), mode, outputs=outputs)

@@ -1,8 +1,8 @@
 """The ``gsplat`` backend: gsplat's CUDA rasterizers behind the common interface.
 
 3DGS goes through ``gsplat.rasterization`` and 2DGS through ``gsplat.rasterization_2dgs``, both with
-packed=False, eps2d=0.3, radius_clip=0, classic rasterization and render_mode="RGB+ED", which is what
-the ``reference`` backend reproduces. gsplat's 2DGS normals come back in the world frame; they are
+packed=False, eps2d=0.3, radius_clip=0, classic rasterization and render_mode="RGB+ED" (``"RGB"`` when only the
+colour is asked for, ``outputs="rgb"``), which is what the ``reference`` backend reproduces. gsplat's 2DGS normals come back in the world frame; they are
 turned into the camera frame here so both backends agree.
 
 ``RenderResult.means2d`` [N, 2] holds the projected centres; after ``backward()`` its ``.grad`` holds
@@ -17,7 +17,7 @@ import importlib.util
 import torch
 from torch import Tensor
 
-from thgs.render.base import Camera, GaussianSet, Mode, RenderResult, register_backend
+from thgs.render.base import Camera, GaussianSet, Mode, Outputs, RenderResult, register_backend
 from thgs.render.reference import EPS2D, check_gaussians, normals_from_depth
 from thgs.render._sh import sh_degree_from_coeffs
 
@@ -75,7 +75,8 @@ class GsplatBackend:
     def __init__(self, eps2d: float = EPS2D) -> None:
         self.eps2d = eps2d
 
-    def __call__(self, gaussians: GaussianSet, camera: Camera, background: Tensor, mode: Mode) -> RenderResult:
+    def __call__(self, gaussians: GaussianSet, camera: Camera, background: Tensor, mode: Mode,
+                 outputs: Outputs = "full") -> RenderResult:
         if mode not in ("3dgs", "2dgs"):
             raise ValueError(f"gsplat renderer: mode must be '3dgs' or '2dgs', got {mode!r}")
         if not is_available():
@@ -99,19 +100,21 @@ class GsplatBackend:
         bg = background.to(dev, f32)[None]
         args = (g.means.to(f32), g.quats.to(f32), g.scales.to(f32), g.opacities.to(f32), colors, viewmats, Ks, W, H)
         common = dict(near_plane=camera.near, far_plane=camera.far, radius_clip=0.0, eps2d=self.eps2d,
-                      sh_degree=sh_degree, packed=False, backgrounds=bg, render_mode="RGB+ED")
+                      sh_degree=sh_degree, packed=False, backgrounds=bg,
+                      render_mode="RGB" if outputs == "rgb" else "RGB+ED")
         extras: dict = {}
         normals = surf = None
         if mode == "3dgs":
             out, alphas, meta = gsplat.rasterization(*args, rasterize_mode="classic", **common)
         else:
             out, alphas, normals_w, _, _, _, meta = gsplat.rasterization_2dgs(*args, **common)
-            R = viewmats[0, :3, :3]
-            normals = normals_w[0] @ R.T  # world -> camera frame
+            if outputs == "full":
+                R = viewmats[0, :3, :3]
+                normals = normals_w[0] @ R.T  # world -> camera frame
             extras["gradient_2dgs"] = meta["gradient_2dgs"]
         rgb = out[0, ..., :3]
-        depth = out[0, ..., 3:4]
-        if mode == "2dgs":
+        depth = out[0, ..., 3:4] if outputs != "rgb" else None
+        if mode == "2dgs" and outputs == "full":
             surf = normals_from_depth(depth, Ks[0])
         radii = meta["radii"][0]
         if radii.dim() == 2:  # gsplat >= 1.5: per-axis radii

@@ -14,7 +14,7 @@ from torch import Tensor
 from thgs.render._project import Projected, camera_center, project_2dgs, project_3dgs
 from thgs.render._raster import composite
 from thgs.render._sh import sh_degree_from_coeffs, sh_to_rgb
-from thgs.render.base import Camera, GaussianSet, Mode, RenderResult, register_backend
+from thgs.render.base import Camera, GaussianSet, Mode, Outputs, RenderResult, register_backend
 
 EPS2D = 0.3
 """Screen-space dilation added to the projected 3DGS covariance (gsplat's ``eps2d``)."""
@@ -98,7 +98,8 @@ class ReferenceBackend:
         return project_2dgs(g.means, g.quats, g.scales, g.opacities, w2c, K, camera.width, camera.height,
                             near=camera.near, far=camera.far)
 
-    def __call__(self, gaussians: GaussianSet, camera: Camera, background: Tensor, mode: Mode) -> RenderResult:
+    def __call__(self, gaussians: GaussianSet, camera: Camera, background: Tensor, mode: Mode,
+                 outputs: Outputs = "full") -> RenderResult:
         if mode not in ("3dgs", "2dgs"):
             raise ValueError(f"reference renderer: mode must be '3dgs' or '2dgs', got {mode!r}")
         check_gaussians(gaussians)
@@ -116,8 +117,10 @@ class ReferenceBackend:
         radii[p.ids] = p.radii.amax(-1).to(torch.int32)
 
         rgb = gaussian_colors(g, p.ids, camera_center(camera.world_to_cam.to(dtype)))
-        feats = [rgb.to(dtype), p.depths.unsqueeze(-1)]
-        if mode == "2dgs":
+        feats = [rgb.to(dtype)]  # blended features: colour, then depth and normals when asked for
+        if outputs != "rgb":
+            feats.append(p.depths.unsqueeze(-1))
+        if mode == "2dgs" and outputs == "full":
             feats.append(p.normals)
         budget = self.pair_budget or (1 << 19 if dev.type == "cpu" else 1 << 23)
         acc, log_t, stats = composite(p, torch.cat(feats, -1), W, H, mode, pair_budget=budget)
@@ -126,9 +129,9 @@ class ReferenceBackend:
         alpha = 1.0 - T
         acc = acc.reshape(H, W, -1)
         image = acc[..., :3] + T * background.to(dtype)
-        depth = acc[..., 3:4] / alpha.clamp_min(1e-10)
+        depth = acc[..., 3:4] / alpha.clamp_min(1e-10) if outputs != "rgb" else None
         normals = surf = None
-        if mode == "2dgs":
+        if mode == "2dgs" and outputs == "full":
             normals = acc[..., 4:7]
             surf = normals_from_depth(depth, camera.K.to(dtype))
         stats["visible"] = len(p.ids)

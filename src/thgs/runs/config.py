@@ -120,6 +120,8 @@ class TrainConfig:
     log_every: int = option(50, help="write a metrics line every this many steps")
     checkpoint_every: int = option(5000, help="write a checkpoint every this many steps (and at the end)")
     progress: bool = option(True, help="show a progress bar")
+    compile: bool = option(False, help="compile the avatar's forward pass with torch.compile (for CUDA; the first "
+                                       "steps take longer while it compiles; the same results up to rounding)")
 
 
 def _paper() -> TrainConfig:

@@ -22,6 +22,7 @@ from typing import Any, Callable
 
 import numpy as np
 import torch
+from torch import Tensor
 
 from thgs.avatar import densify as D
 from thgs.avatar import losses as L
@@ -40,6 +41,8 @@ from thgs.train.data import FrameSampler, TrainingData
 from thgs.utils.io import save_torch, write_json
 
 GAUSSIAN_PARAMS = ("means", "quats", "log_scales", "opacity_logits", "sh")
+STAGE_BYTES = 4 << 30
+"""Training images up to this many bytes (uint8) are copied to the GPU once; larger sets are pinned."""
 
 
 class TrainingDiverged(ThgsError, RuntimeError):
@@ -92,6 +95,9 @@ class Trainer:
         self.model = build_avatar(cfg, body, int(subject.num_frames),
                                   audio.shape[-1] if audio is not None else 0).to(self.device)
         self.extent = body_height(body)
+        # the avatar's forward pass, compiled when asked (torch.compile; parameters are read at each call, so
+        # densification and group switches need no rebuild, only, at worst, a recompilation)
+        self.forward = torch.compile(self.model.forward_full, dynamic=True) if cfg.compile else self.model.forward_full
         self.sampler = FrameSampler(self.data.frames, cfg.seed)
         self.densify_opts = D.DensifyOptions(start=cfg.densify_start, stop=cfg.densify_stop,
                                              interval=cfg.densify_interval, grad_threshold=cfg.densify_grad_threshold,
@@ -99,8 +105,11 @@ class Trainer:
                                              max_gaussians=cfg.max_gaussians)
         self.weights = L.LossWeights(dssim=cfg.lambda_dssim, normal=cfg.normal_weight, vertex=cfg.vertex_weight,
                                      leb=cfg.leb_weight)
+        self.vertex_margin = cfg.vertex_margin * body_scale(body)
+        self._images: Tensor | None = None
+        self._masks: Tensor | None = None
         self.step = 0
-        self.last: dict[str, float] = {}
+        self.last: dict[str, Tensor | float] = {}
         ckpt_path = self.run_dir / CHECKPOINT
         ckpt = checkpoint
         if ckpt is None and resume and ckpt_path.exists():
@@ -119,11 +128,11 @@ class Trainer:
     # -- optimisers ----------------------------------------------------------------------------
     def _build_optimizers(self) -> None:
         st = self.model.state
-        self.gauss_opt = torch.optim.Adam([{"params": [st.params[n]], "lr": 0.0, "name": n} for n in GAUSSIAN_PARAMS],
-                                          lr=0.0, eps=1e-15)
+        gauss = [{"params": [st.params[n]], "lr": 0.0, "name": n} for n in GAUSSIAN_PARAMS]
+        self.gauss_opt = torch.optim.Adam(gauss, lr=0.0, eps=1e-15, **adam_options(gauss))
         groups = [{"params": self.model.group_parameters(g), "lr": 0.0, "name": g} for g in GROUPS
                   if self.model.group_parameters(g)]
-        self.module_opt = torch.optim.Adam(groups, lr=0.0, eps=1e-15) if groups else None
+        self.module_opt = torch.optim.Adam(groups, lr=0.0, eps=1e-15, **adam_options(groups)) if groups else None
 
     def _set_learning_rates(self, step: int) -> dict[str, float]:
         c = self.cfg
@@ -143,6 +152,8 @@ class Trainer:
             active = step >= start
             if self.model.active[g] != active:
                 self.model.set_group_active(g, active)
+                if g == "saam" and active:
+                    self.model.refresh_mouth()  # the mouth Gaussians where the means are when SAAM starts
         if self.module_opt is not None:
             for group in self.module_opt.param_groups:
                 start, a, b = sched[group["name"]]
@@ -151,40 +162,47 @@ class Trainer:
         return lrs
 
     # -- one step ------------------------------------------------------------------------------
-    def train_step(self) -> dict[str, float]:
+    def normal_loss_on(self, step: int) -> bool:
+        """Whether step ``step`` (0-based) adds the 2DGS normal-consistency term (and so renders normals)."""
+        c = self.cfg
+        return c.mode == "2dgs" and step >= c.normal_start and self.weights.normal > 0
+
+    def train_step(self) -> dict[str, Tensor | float]:
+        """One optimisation step. The loss terms come back as detached 0-d tensors on the device (reading them
+        waits for the device: :func:`read_terms` does that, on the steps that log); the rest are floats."""
         c = self.cfg
         step = self.step
         lrs = self._set_learning_rates(step)
         frame = self.sampler.next()
-        gt = self.data.image(frame, self.device)
+        gt = self._image(frame)
         inputs = frame_inputs(self.params, self.data.audio, frame, refine=True)
-        out = self.model.forward_full(inputs)
-        res = render(out.gaussians, self.camera, self.background, mode=c.mode, backend=self.backend)
+        out = self.forward(inputs)
+        normal_on = self.normal_loss_on(step)
+        res = render(out.gaussians, self.camera, self.background, mode=c.mode, backend=self.backend,
+                     outputs="full" if normal_on else "rgb")
         if res.means2d is not None and res.means2d.requires_grad:
             res.means2d.retain_grad()
-        recon = L.reconstruction_loss(res.rgb, gt, self.weights.dssim, self.data.pixel_weights(frame, self.device))
+        recon = L.reconstruction_loss(res.rgb, gt, self.weights.dssim, self._pixel_weights(frame))
         loss = recon
-        terms = {"recon": float(recon.detach())}
+        terms: dict[str, Tensor | float] = {"recon": recon.detach()}
         if self.weights.vertex > 0:
-            v = L.vertex_loss(out.canonical_means, self.model.parent_positions(),
-                              margin=c.vertex_margin * body_scale(self.model.body))
+            v = L.vertex_loss(out.canonical_means, self.model.parent_positions(), margin=self.vertex_margin)
             loss = loss + self.weights.vertex * v
-            terms["vertex"] = float(v.detach())
+            terms["vertex"] = v.detach()
         if self.model.leb is not None and self.model.active["blendshapes"] and self.weights.leb > 0:
             e = self.model.leb.l2()
             loss = loss + self.weights.leb * e
-            terms["leb"] = float(e.detach())
+            terms["leb"] = e.detach()
         grid = self.model.skin_grid
         if grid is not None and self.model.active["skinning"] and c.skinning_tv_weight > 0 and grid.delta.requires_grad:
             tv = grid.tv_loss()
             loss = loss + c.skinning_tv_weight * tv
-            terms["skinning_tv"] = float(tv.detach())
-        if (c.mode == "2dgs" and step >= c.normal_start and self.weights.normal > 0 and res.normals is not None
-                and res.surf_normals is not None):
+            terms["skinning_tv"] = tv.detach()
+        if normal_on and res.normals is not None and res.surf_normals is not None:
             n = L.normal_consistency_loss(res.normals, res.surf_normals, res.alpha, min_alpha=c.normal_min_alpha,
                                           detach_surface=c.normal_detach_depth)
             loss = loss + self.weights.normal * n
-            terms["normal"] = float(n.detach())
+            terms["normal"] = n.detach()
         self.gauss_opt.zero_grad(set_to_none=True)
         if self.module_opt is not None:
             self.module_opt.zero_grad(set_to_none=True)
@@ -198,14 +216,45 @@ class Trainer:
         if D.in_window(self.step, self.densify_opts):
             info = D.densify_and_prune(self.model.state, self.densify_opts, self.extent,
                                        optimizers=[self.gauss_opt])
+            self.model.refresh_mouth()  # the set of Gaussians changed
             terms.update({f"densify_{k}": float(v) for k, v in info.items()})
         with torch.no_grad():
             mse = (res.rgb.detach().clamp(0, 1) - gt).square().mean()
-        terms.update(loss=float(loss.detach()), psnr=float(-10 * torch.log10(mse.clamp_min(1e-10))),
-                     num_gaussians=float(self.model.num_gaussians), frame=float(frame))
+            psnr = -10 * torch.log10(mse.clamp_min(1e-10))
+        terms.update(loss=loss.detach(), psnr=psnr, num_gaussians=float(self.model.num_gaussians), frame=float(frame))
         terms.update({f"lr_{k}": v for k, v in lrs.items()})
         self.last = terms
         return terms
+
+    def _image(self, frame: int) -> Tensor:
+        """The frame's target image [H, W, 3] in [0, 1] on the device (see :meth:`_stage_images`)."""
+        if self._images is None:
+            self._stage_images()
+        assert self._images is not None
+        return self._images[self.data.row[frame]].to(self.device, non_blocking=True).float() / 255.0
+
+    def _pixel_weights(self, frame: int) -> Tensor | None:
+        if self.data.edge_band <= 0 or self.data.masks is None:
+            return None
+        from thgs.avatar.losses import silhouette_weights
+
+        if self._images is None:
+            self._stage_images()
+        assert self._masks is not None
+        mask = self._masks[self.data.row[frame]].to(self.device, non_blocking=True).float()[..., None] / 255.0
+        return silhouette_weights(mask, self.data.edge_band, self.data.edge_band_weight)
+
+    def _stage_images(self) -> None:
+        """Make the training images (uint8, and the masks when the loss weights pixels by them) ready for
+        copy-free steps: on a GPU they are copied to it once when they take at most ``STAGE_BYTES``, else put
+        in pinned host memory (each step's copy then overlaps the computation); on a CPU they stay as they are."""
+        use_masks = self.data.edge_band > 0 and self.data.masks is not None
+        tensors = [self.data.images] + ([self.data.masks] if use_masks else [])
+        if self.device.type == "cuda":
+            total = sum(t.numel() * t.element_size() for t in tensors)
+            tensors = [t.to(self.device) if total <= STAGE_BYTES else t.pin_memory() for t in tensors]
+        self._images = tensors[0]
+        self._masks = tensors[1] if use_masks else None
 
     # -- loop ------------------------------------------------------------------------------------
     def train(self, stop_after: int | None = None, callback: Callable[[int, dict], None] | None = None) -> dict:
@@ -221,18 +270,30 @@ class Trainer:
 
             bar = tqdm(total=c.steps, initial=self.step, desc="train", unit="step", dynamic_ncols=True)
         t0 = time.perf_counter()
+        finite: Tensor | bool = True  # every loss since the last check was finite (on the device: no sync)
         try:
             while self.step < end:
                 terms = self.train_step()
-                if not math.isfinite(terms["loss"]):
-                    raise TrainingDiverged(
-                        f"{self.run_dir}: step {self.step}: the loss is {terms['loss']} (training diverged); "
-                        f"nothing of this step was saved (last checkpoint: {CHECKPOINT}); lower the learning rates")
+                finite = finite & _isfinite(terms["loss"])
+                logs = self.step % c.log_every == 0 or self.step == c.steps
+                saves = (self.step % c.checkpoint_every == 0 and self.step < c.steps) or self.step >= end
+                # The loss values are read (a device sync on a GPU) only where they are used: the steps
+                # that log, save or call back. Divergence is caught there, before anything is written.
+                if logs or saves or callback is not None:
+                    if not bool(finite):
+                        raise TrainingDiverged(
+                            f"{self.run_dir}: step {self.step}: the loss is not finite (training diverged; "
+                            f"checked every step that logs or saves); nothing of this step was saved (last "
+                            f"checkpoint: {CHECKPOINT}); lower the learning rates")
+                    finite = True
+                    terms = read_terms(terms)
+                    self.last = terms
                 if bar is not None:
                     bar.update(1)
-                    bar.set_postfix(loss=f"{terms['loss']:.4f}", psnr=f"{terms['psnr']:.2f}",
-                                    N=int(terms["num_gaussians"]))
-                if self.step % c.log_every == 0 or self.step == c.steps:
+                    if logs:
+                        bar.set_postfix(loss=f"{terms['loss']:.4f}", psnr=f"{terms['psnr']:.2f}",
+                                        N=int(terms["num_gaussians"]))
+                if logs:
                     self._log({"step": self.step, "time_s": time.perf_counter() - t0, **terms})
                 if callback is not None:
                     callback(self.step, terms)
@@ -291,6 +352,9 @@ class Trainer:
         self.gauss_opt.load_state_dict(ckpt["gauss_opt"])
         if self.module_opt is not None and ckpt["module_opt"] is not None:
             self.module_opt.load_state_dict(ckpt["module_opt"])
+        for opt in (self.gauss_opt, self.module_opt):  # the implementation follows this device, not the file's
+            if opt is not None:
+                _set_fused(opt, bool(adam_options(opt.param_groups).get("fused", False)))
         self.sampler.load_state_dict(ckpt["sampler"])
         rng = ckpt["rng"]
         torch.set_rng_state(rng["torch"].cpu())
@@ -298,6 +362,38 @@ class Trainer:
         random.setstate(_python_rng_state(rng["python"]))
         if rng.get("cuda") is not None and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(rng["cuda"])
+
+
+def read_terms(terms: dict[str, Tensor | float]) -> dict[str, float]:
+    """A step's terms as plain floats (tensors read back from the device, one transfer for all of them)."""
+    names = [k for k, v in terms.items() if isinstance(v, Tensor)]
+    values = torch.stack([terms[k].reshape(()).float() for k in names]).tolist() if names else []  # type: ignore[union-attr]
+    read = dict(zip(names, values))
+    return {k: (read[k] if k in read else float(v)) for k, v in terms.items()}
+
+
+def _isfinite(value: Tensor | float) -> Tensor | bool:
+    return torch.isfinite(value) if isinstance(value, Tensor) else math.isfinite(value)
+
+
+def adam_options(groups: list[dict]) -> dict:
+    """Extra ``torch.optim.Adam`` options for these parameter groups: the fused CUDA implementation (one kernel
+    for every parameter) when all of them are on CUDA; none on a CPU (the default implementation, as before)."""
+    params = [p for g in groups for p in g["params"]]
+    if params and all(p.is_cuda for p in params):
+        return {"fused": True}
+    return {}
+
+
+def _set_fused(opt: torch.optim.Optimizer, fused: bool) -> None:
+    """Switch an Adam between the fused CUDA implementation and the default one, with its step counters where
+    that implementation keeps them (on the parameter's device when fused, on the host otherwise)."""
+    for group in opt.param_groups:
+        group["fused"] = True if fused else None
+        for p in group["params"]:
+            state = opt.state.get(p)
+            if state and isinstance(state.get("step"), Tensor):
+                state["step"] = state["step"].to(p.device if fused else "cpu", torch.float32)
 
 
 def _python_rng_state(state: Any) -> tuple:
@@ -312,4 +408,4 @@ def _seed_everything(seed: int) -> None:
     random.seed(seed)
 
 
-__all__ = ["Trainer", "TrainingDiverged", "versions"]
+__all__ = ["Trainer", "TrainingDiverged", "adam_options", "read_terms", "versions"]

@@ -109,6 +109,9 @@ class ViewerApp:
         self.session = session
         self.max_height = max_height or default_max_height(session)
         self.jpeg_quality = int(jpeg_quality)
+        from thgs.viewer.encode import FrameSender
+
+        self.sender = FrameSender(self.jpeg_quality)
         self.lock = threading.RLock()
         self.render_lock = threading.Lock()
         names = session.expression_names
@@ -444,9 +447,9 @@ class ViewerApp:
             return False
         t0 = time.perf_counter()
         with self.render_lock:
-            image = core.render_state(self.session, state.with_(camera=camera, height=0))
-        client.scene.set_background_image(image, format="jpeg", jpeg_quality=self.jpeg_quality)
-        self.stats.add(time.perf_counter() - t0, (image.shape[1], image.shape[0]))
+            image = core.render_state_tensor(self.session, state.with_(camera=camera, height=0))
+            self.sender.send(client.scene, image)  # on the GPU when it can (thgs.viewer.encode)
+        self.stats.add(time.perf_counter() - t0, (int(image.shape[1]), int(image.shape[0])))
         self.sent[client.client_id] = full
         return True
 

@@ -191,15 +191,20 @@ def session_animator(session: AvatarSession, state: ViewerState) -> Animator:
 
 
 @torch.no_grad()
-def render_state(session: AvatarSession, state: ViewerState) -> np.ndarray:
-    """The image for ``state``: uint8 [H, W, 3] (the avatar posed by :func:`session_animator`: the same
-    Gaussians as ``model(state_inputs(...))`` under :func:`switches`)."""
+def render_state_tensor(session: AvatarSession, state: ViewerState) -> Tensor:
+    """The image for ``state`` as a uint8 [H, W, 3] tensor on the session's device (for a GPU JPEG encoder)."""
     inp = state_inputs(session, state)
     gs = session_animator(session, state)(inp.pose, inp.expression, inp.audio_window, inp.transl)
     cam = state_camera(session, state).to(session.device)
     res = render(gs, cam, session.background.to(session.device), mode=session.mode,  # type: ignore[arg-type]
-                 backend=session.backend)
-    return (res.rgb.clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
+                 backend=session.backend, outputs="rgb", surfels_as_3dgs=session.surfels_as_3dgs)
+    return (res.rgb.clamp(0, 1) * 255).round().to(torch.uint8)
+
+
+def render_state(session: AvatarSession, state: ViewerState) -> np.ndarray:
+    """The image for ``state``: uint8 [H, W, 3] (the avatar posed by :func:`session_animator`: the same
+    Gaussians as ``model(state_inputs(...))`` under :func:`switches`)."""
+    return render_state_tensor(session, state).cpu().numpy()
 
 
 @dataclass
@@ -234,6 +239,6 @@ def body_center(session: AvatarSession, frame: int = 0) -> np.ndarray:
     return (g.vertices.min(0) + g.vertices.max(0)) / 2
 
 
-__all__ = ["BodyGeometry", "View", "ViewerState", "body_center", "body_geometry", "camera_from_view", "render_state",
+__all__ = ["BodyGeometry", "View", "ViewerState", "body_center", "body_geometry", "camera_from_view", "render_state", "render_state_tensor",
            "session_animator", "slider_names", "slider_range", "state_camera", "state_expression", "state_inputs",
            "switches", "view_from_camera"]

@@ -38,6 +38,7 @@ class AvatarSession:
     device: torch.device
     backend: str
     trained_active: dict[str, bool]
+    surfels_as_3dgs: bool = False  # 2dgs: draw the surfels with the 3DGS rasterizer (faster, see render.base)
     animator_cache: Any = field(default=None, repr=False, compare=False)  # (key, Animator) of viewer.core
 
     @property

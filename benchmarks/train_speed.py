@@ -1,0 +1,251 @@
+"""Training steps per second per preset, with the breakdown of a step and its host syncs and kernel launches.
+
+Every module is active from the first step (pose, expression, skinning residual, LEB, SAAM) and densification
+is off (no densification step is timed; the statistics are still gathered, as between two densifications).
+On the GPU (the issue's setting)::
+
+    PYTHONPATH=src python benchmarks/train_speed.py --data default512 --presets fast,paper
+
+with ``default512`` the default anny subject at 910x512 (``thgs synth default512 --size 512``); without
+``--data`` (or when the folder does not exist) a subject is synthesised under ``--work`` (``--body``,
+``--size``, ``--seconds``). On a CPU, tiny::
+
+    PYTHONPATH=src python benchmarks/train_speed.py --device cpu --body toy --size 48 --seconds 1 \
+        --presets cpu --steps 3 --warmup 1 --breakdown-steps 2 --profile-steps 1
+
+Per preset it measures, on the same trainer:
+
+- ``steps/s``: ``--steps`` steps after ``--warmup``, no synchronisation inside (what training runs at);
+- the breakdown (``--breakdown-steps`` more steps, the device synchronised around each phase, so their sum
+  is a little above the free-running step): forward (the avatar's pose-and-skin pass), raster (the render
+  call), loss (the loss terms), backward, optimiser (both Adam steps) and the rest;
+- with ``torch.profiler`` over ``--profile-steps`` steps: host syncs per step (``aten::item`` and
+  ``aten::_local_scalar_dense`` events, counted as the issue counts them, and ``cudaStreamSynchronize`` /
+  ``cudaDeviceSynchronize`` calls), kernel launches per step (``cudaLaunchKernel``-family runtime calls),
+  host-to-device copies (``cudaMemcpyAsync``) and the GPU time of the kernels per step;
+- ``host reads``: calls that read a device value on the host outside the rasterizer
+  (:class:`thgs.utils.syncs.HostReads`), a count that also works on a CPU.
+
+Prints a markdown table; writes ``$OUT/train_speed.json`` when ``$OUT`` is set.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+ALL_ON = dict(pose_start=0, expression_start=0, skinning_start=0, blendshapes_start=0, saam_start=0,
+              densify_start=10**9, densify_stop=10**9)
+PHASES = ("forward", "raster", "loss", "backward", "optimiser", "other")
+
+
+def _sync(device: str) -> None:
+    import torch
+
+    if device.startswith("cuda"):
+        torch.cuda.synchronize(device)
+
+
+@contextmanager
+def phase_timers(trainer, device: str, totals: dict[str, float]):
+    """Time the phases of ``trainer.train_step`` (synchronising the device around each) into ``totals`` (s)."""
+    import torch
+
+    import thgs.train.trainer as T
+
+    def timed(name, fn):
+        def wrapper(*a, **k):
+            _sync(device)
+            t0 = time.perf_counter()
+            out = fn(*a, **k)
+            _sync(device)
+            totals[name] = totals.get(name, 0.0) + time.perf_counter() - t0
+            return out
+        return wrapper
+
+    saved_render, saved_recon = T.render, T.L.reconstruction_loss
+    saved_backward = torch.Tensor.backward
+    opts = [o for o in (trainer.gauss_opt, trainer.module_opt) if o is not None]
+    T.render = timed("raster", saved_render)
+    T.L.reconstruction_loss = timed("loss", saved_recon)
+    saved_forward = trainer.forward
+    trainer.forward = timed("forward", saved_forward)
+    torch.Tensor.backward = timed("backward", saved_backward)
+    for o in opts:
+        o.step = timed("optimiser", o.step)
+    try:
+        yield
+    finally:
+        T.render, T.L.reconstruction_loss = saved_render, saved_recon
+        torch.Tensor.backward = saved_backward
+        trainer.forward = saved_forward
+        for o in opts:
+            del o.step
+
+
+def profile_counts(trainer, device: str, steps: int) -> dict[str, float]:
+    """Per-step counts of host syncs, kernel launches and copies, and kernel time, from ``torch.profiler``."""
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.startswith("cuda") else [])
+    _sync(device)
+    with profile(activities=acts) as prof:
+        for _ in range(steps):
+            trainer.train_step()
+        _sync(device)
+    counts: dict[str, int] = {}
+    gpu_us = 0.0
+    for ev in prof.key_averages():
+        counts[ev.key] = counts.get(ev.key, 0) + int(ev.count)
+    for ev in prof.events():
+        if str(getattr(ev, "device_type", "")).endswith("CUDA"):
+            gpu_us += float(getattr(ev, "self_device_time_total", getattr(ev, "self_cuda_time_total", 0.0)))
+
+    def n(*names: str) -> float:
+        return sum(v for k, v in counts.items() if k in names) / steps
+
+    launches = sum(v for k, v in counts.items() if k.startswith(("cudaLaunchKernel", "cuLaunchKernel",
+                                                                  "cudaLaunchCooperativeKernel"))) / steps
+    return {"item_events": n("aten::item", "aten::_local_scalar_dense"),
+            "stream_syncs": n("cudaStreamSynchronize", "cudaDeviceSynchronize", "cudaEventSynchronize"),
+            "kernel_launches": launches, "memcpy": n("cudaMemcpyAsync", "cudaMemcpy"),
+            "gpu_ms": gpu_us / 1000.0 / steps}
+
+
+def host_reads(trainer) -> int:
+    """Host reads of one step outside the CPU rasterizer (:class:`thgs.utils.syncs.HostReads`)."""
+    from thgs.utils.syncs import HostReads
+
+    with HostReads() as reads:
+        trainer.train_step()
+    return sum(v for w, v in reads.where.items()
+               if not w.startswith(("render/_raster.py", "render/_project.py", "render/reference.py")))
+
+
+def bench_preset(name: str, subject, args, work: Path) -> dict:
+    import torch
+
+    from thgs.runs.config import preset
+    from thgs.train.trainer import Trainer
+
+    dev = args.device
+    total = args.warmup + args.steps + args.breakdown_steps + args.profile_steps + 1
+    cfg = dataclasses.replace(preset(name), device=dev, progress=False, init_colors=min(preset(name).init_colors, 2),
+                              steps=max(total, preset(name).steps), log_every=10**9, checkpoint_every=10**9,
+                              train_size=args.train_size or preset(name).train_size, **ALL_ON)
+    if args.backend:
+        cfg = dataclasses.replace(cfg, backend=args.backend)
+    if args.compile:
+        cfg = dataclasses.replace(cfg, compile=True)
+    tr = Trainer(cfg, subject, work / f"run_{name}")
+    for _ in range(args.warmup):
+        tr.train_step()
+    _sync(dev)
+    t0 = time.perf_counter()
+    for _ in range(args.steps):
+        tr.train_step()
+    _sync(dev)
+    dt = time.perf_counter() - t0
+    rec: dict = {"preset": name + (" (compiled)" if args.compile else ""), "image": f"{tr.camera.width}x{tr.camera.height}", "gaussians": tr.model.num_gaussians,
+                 "mode": cfg.mode, "backend": tr.backend, "steps": args.steps, "steps_per_s": args.steps / dt,
+                 "ms_per_step": 1000.0 * dt / args.steps}
+    if args.breakdown_steps:
+        totals: dict[str, float] = {}
+        _sync(dev)
+        t1 = time.perf_counter()
+        with phase_timers(tr, dev, totals):
+            for _ in range(args.breakdown_steps):
+                tr.train_step()
+        _sync(dev)
+        whole = time.perf_counter() - t1
+        totals["other"] = whole - sum(totals.values())
+        rec["breakdown_ms"] = {k: 1000.0 * totals.get(k, 0.0) / args.breakdown_steps for k in PHASES}
+    if args.profile_steps:
+        rec["profile"] = profile_counts(tr, dev, args.profile_steps)
+    rec["host_reads"] = host_reads(tr)
+    if dev.startswith("cuda"):
+        rec["peak_memory_gib"] = torch.cuda.max_memory_allocated(dev) / 2**30
+    return rec
+
+
+def table(rows: list[dict]) -> str:
+    head = ("| preset | image | N | mode | steps/s | ms/step | " + " | ".join(f"{p} ms" for p in PHASES)
+            + " | item events/step | stream syncs/step | kernel launches/step | memcpy/step | GPU ms/step "
+              "| host reads/step |")
+    lines = [head, "|" + " --- |" * 4 + " ---: |" * (len(PHASES) + 9)]
+    for r in rows:
+        b = r.get("breakdown_ms", {})
+        p = r.get("profile", {})
+        cells = [r["preset"], r["image"], str(r["gaussians"]), r["mode"], f"{r['steps_per_s']:.2f}",
+                 f"{r['ms_per_step']:.2f}"] + [f"{b[k]:.2f}" if k in b else "-" for k in PHASES]
+        cells += [f"{p[k]:.1f}" if k in p else "-" for k in ("item_events", "stream_syncs", "kernel_launches",
+                                                             "memcpy")]
+        cells += [f"{p['gpu_ms']:.2f}" if p.get("gpu_ms") else "-", str(r["host_reads"])]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", type=Path, default=None, help="subject folder (default512: the default subject)")
+    ap.add_argument("--body", default="anny", choices=("anny", "toy"), help="body of a synthesised subject")
+    ap.add_argument("--size", type=int, default=512, help="image height of a synthesised subject")
+    ap.add_argument("--seconds", type=float, default=20.0, help="length of a synthesised subject")
+    ap.add_argument("--work", type=Path, default=Path(os.environ.get("OUT", "out")) / "train_speed")
+    ap.add_argument("--device", default="cuda")
+    ap.add_argument("--backend", default="", help="rasterizer (default: the preset's, auto)")
+    ap.add_argument("--presets", default="fast", help="comma-separated presets")
+    ap.add_argument("--train-size", type=int, default=0, help="training image height (0: the preset's)")
+    ap.add_argument("--steps", type=int, default=200, help="timed free-running steps")
+    ap.add_argument("--warmup", type=int, default=30, help="untimed steps first (gsplat builds on first use)")
+    ap.add_argument("--breakdown-steps", type=int, default=50, help="steps timed phase by phase (0: skip)")
+    ap.add_argument("--profile-steps", type=int, default=10, help="steps under torch.profiler (0: skip)")
+    ap.add_argument("--compile", action="store_true", help="train with compile=True (torch.compile of the forward)")
+    args = ap.parse_args()
+
+    import torch
+
+    from thgs.data.subject import open_subject
+    from thgs.runs.config import PRESETS
+
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        print("train_speed.py: --device cuda, but torch sees no CUDA GPU (use --device cpu)", file=sys.stderr)
+        return 2
+    presets = [p for p in args.presets.split(",") if p]
+    bad = [p for p in presets if p not in PRESETS]
+    if bad or args.steps < 1:
+        print(f"train_speed.py: unknown preset(s) {bad} or --steps < 1", file=sys.stderr)
+        return 2
+    args.work.mkdir(parents=True, exist_ok=True)
+    root = args.data
+    if root is None or not (root / "meta.json").exists():
+        from thgs.synth.generate import SynthConfig, default_workers, generate
+
+        root = args.work / f"subject_{args.body}_{args.size}_{args.seconds:g}s"
+        if not (root / "meta.json").exists():
+            print(f"train_speed.py: synthesising {root}", file=sys.stderr)
+            generate(root, SynthConfig(body=args.body, seconds=args.seconds, size=args.size, views=()), overwrite=True,
+                     workers=default_workers(), progress=False)
+    subject = open_subject(root)
+    rows = [bench_preset(p, subject, args, args.work) for p in presets]
+    dev = torch.cuda.get_device_name(0) if args.device.startswith("cuda") else "CPU"
+    print(f"Training speed on {dev} (torch {torch.__version__}), subject {root}; every module on, densification "
+          f"off; {args.steps} steps after {args.warmup}; breakdown over {args.breakdown_steps} synchronised steps; "
+          f"profile over {args.profile_steps}; {time.strftime('%Y-%m-%d')}\n")
+    print(table(rows))
+    out = os.environ.get("OUT")
+    if out:
+        Path(out, "train_speed.json").write_text(json.dumps({"device": dev, "torch": torch.__version__,
+                                                             "subject": str(root), "rows": rows}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,132 @@
+"""The training step without host syncs: the same numbers as the step that read every loss term each step,
+no host reads between logging steps, mouth Gaussians found once per change of the Gaussian set."""
+
+import dataclasses
+
+import pytest
+import torch
+
+from thgs.avatar import gaussians as G
+from thgs.runs.config import preset
+from thgs.train.trainer import Trainer, adam_options, read_terms
+from thgs.utils.syncs import HostReads
+
+# Recorded on the CPU (1 thread) with the step as it was before the loss terms stayed on the device, the mouth
+# Gaussians were cached, the images were staged and the renders asked only for what the losses use.
+RECORDED_STEPS = [
+    {"loss": 0.009656643494963646, "recon": 0.009656643494963646, "vertex": 0.0, "psnr": 26.069339752197266},
+    {"loss": 0.009628059342503548, "recon": 0.009628048166632652, "vertex": 1.1532064263519715e-06,
+     "psnr": 25.999221801757812},
+    {"loss": 0.009317654184997082, "recon": 0.00931763369590044, "vertex": 2.0918905647704378e-06,
+     "psnr": 26.192245483398438},
+    {"loss": 0.011942235752940178, "recon": 0.009027965366840363, "vertex": 2.577012537585688e-06,
+     "normal": 0.05828448012471199, "psnr": 26.26806640625},
+    {"loss": 0.020243696868419647, "recon": 0.016669591888785362, "vertex": 0.0009433283703401685,
+     "normal": 0.07129274308681488, "psnr": 22.645843505859375},
+    {"loss": 0.01991376280784607, "recon": 0.016352694481611252, "vertex": 0.0009429735946469009,
+     "normal": 0.07103198766708374, "psnr": 22.70402717590332},
+]
+RECORDED_N = 316
+RECORDED_SUMS = {  # sum of |x| of the parameters after the 6 steps
+    "leb.delta": 0.014059704916235205, "refine.pose": 0.0018771227805700619,
+    "saam.decoder.6.weight": 0.7217762824438978, "saam.encoding.xy.table": 0.6648068594537406,
+    "skin_grid.delta": 0.3832608150978558, "state.params.log_scales": 4205.2521731853485,
+    "state.params.means": 497.04878856037976, "state.params.opacity_logits": 689.0245013237,
+    "state.params.quats": 542.9433766251896, "state.params.sh": 186.99967852421105,
+}
+
+
+def _cfg(**kw):
+    """Every module from step 1, the normal loss from step 3, densification after step 4, pixel weights."""
+    fields = dict(skinning="grid", grid_resolution=16, hash_levels=4, hash_log2_table=10, progress=False,
+                  max_gaussians=600, steps=6, saam_start=1, normal_weight=0.05, normal_start=3, edge_band=2,
+                  edge_band_weight=0.3)
+    return dataclasses.replace(preset("smoke"), **{**fields, **kw})
+
+
+def test_steps_give_the_recorded_losses_and_parameters(tiny_subject, tiny_body_model, tmp_path):
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        tr = Trainer(_cfg(), tiny_subject, tmp_path / "run", body=tiny_body_model)
+        got = [read_terms(tr.train_step()) for _ in range(6)]
+    finally:
+        torch.set_num_threads(threads)
+    for step, (g, want) in enumerate(zip(got, RECORDED_STEPS)):
+        assert ("normal" in g) == ("normal" in want), step
+        for k, v in want.items():
+            assert g[k] == pytest.approx(v, rel=1e-5, abs=1e-9), (step, k)
+    assert tr.model.num_gaussians == RECORDED_N
+    state = tr.model.state_dict()
+    for k, v in RECORDED_SUMS.items():
+        assert float(state[k].double().abs().sum()) == pytest.approx(v, rel=1e-5), k
+
+
+def test_a_step_reads_nothing_back_from_the_device(tiny_subject, tiny_body_model, tmp_path):
+    """Outside the CPU rasterizer (which a GPU replaces by gsplat), a step between densifications with every
+    module and the normal loss on calls nothing that would wait for a GPU or copy host data to it."""
+    tr = Trainer(_cfg(saam_start=0, pose_start=0, expression_start=0, skinning_start=0, blendshapes_start=0,
+                      normal_start=0, densify_start=100, densify_stop=100), tiny_subject, tmp_path / "run",
+                 body=tiny_body_model)
+    tr.train_step()  # the first step stages the images and finds the mouth Gaussians
+    with HostReads() as reads:
+        terms = tr.train_step()
+    assert {"normal", "leb", "vertex"} <= set(terms)
+    assert all(isinstance(terms[k], torch.Tensor) for k in ("loss", "recon", "normal", "psnr"))
+    outside = {w: n for w, n in reads.where.items()
+               if not w.startswith(("render/_raster.py", "render/_project.py", "render/reference.py"))}
+    assert outside == {}, outside
+    assert reads.total > 0  # the counter sees the CPU rasterizer's reads: it does count
+
+
+def test_host_reads_counts_what_syncs():
+    x = torch.arange(6.0)
+    with HostReads() as reads:
+        float(x.sum())
+        bool(x.any())
+        x[x > 2].sum()
+        x.nonzero()
+        torch.tensor([1.0, 2.0])
+        y = x * 2 + 1  # no read
+    assert reads.counts == {"__float__": 1, "__bool__": 1, "__getitem__[bool]": 1, "nonzero": 1, "tensor": 1}
+    assert y.shape == (6,)
+
+
+def test_mouth_indices_are_cached_until_the_gaussians_change(tiny_subject, tiny_body_model, tmp_path):
+    tr = Trainer(_cfg(), tiny_subject, tmp_path / "run", body=tiny_body_model)
+    model = tr.model
+    idx = model.mouth_indices()
+    assert idx.numel() > 0 and model.mouth_indices() is idx
+    want = G.in_box(model.state["means"].detach(), model.mouth_box).nonzero(as_tuple=True)[0]
+    assert torch.equal(idx, want)
+    with torch.no_grad():  # move the mouth Gaussians out of the box: the cached set stays until a refresh
+        model.state.params["means"][idx] += 10.0
+    assert model.mouth_indices() is idx
+    model.refresh_mouth()
+    assert model.mouth_indices().numel() == 0
+    keep = torch.arange(0, model.num_gaussians, 2)
+    model.state.select(keep)  # a structural change brings a new flag tensor: new indices
+    assert model.state["mouth"].shape == (keep.numel(),) and model.mouth_indices().numel() == 0
+
+
+def test_a_state_without_the_mouth_flag_loads_with_it_computed(tiny_subject, tiny_body_model, tmp_path):
+    tr = Trainer(_cfg(), tiny_subject, tmp_path / "run", body=tiny_body_model)
+    state = {k: v for k, v in tr.model.state_dict().items() if k != "state.mouth"}
+    other = Trainer(_cfg(), tiny_subject, tmp_path / "other", body=tiny_body_model).model
+    other.load_state_dict(state)
+    assert torch.equal(other.state["mouth"], G.in_box(other.state["means"].detach(), other.mouth_box))
+    assert other.state["mouth"].any()
+
+
+def test_read_terms_reads_tensors_and_keeps_floats():
+    got = read_terms({"loss": torch.tensor(0.25), "psnr": torch.tensor(30.0), "frame": 3.0})
+    assert got == {"loss": 0.25, "psnr": 30.0, "frame": 3.0} and all(type(v) is float for v in got.values())
+
+
+def test_adam_is_fused_only_when_every_parameter_is_on_cuda():
+    cpu = [{"params": [torch.nn.Parameter(torch.zeros(3))]}]
+    assert adam_options(cpu) == {}
+    if torch.cuda.is_available():
+        gpu = [{"params": [torch.nn.Parameter(torch.zeros(3, device="cuda"))]}]
+        assert adam_options(gpu) == {"fused": True}
+        assert adam_options(gpu + cpu) == {}
