@@ -35,7 +35,7 @@ def test_a_run_writes_its_files_and_every_preset_trains(tiny_subject, tiny_body_
         tr = Trainer(cfg, tiny_subject, tmp_path / name, body=tiny_body_model)
         assert tr.model.options.init.sh_degree == preset(name).sh_degree
         for _ in range(2):
-            assert torch.isfinite(torch.tensor(tr.train_step()["loss"])), name
+            assert torch.isfinite(torch.as_tensor(tr.train_step()["loss"])), name
 
 
 def test_groups_switch_on_at_their_start_steps(tiny_subject, tiny_body_model, tmp_path):
