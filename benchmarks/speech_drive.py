@@ -46,9 +46,13 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 
+LANDMARKS = False  # --lipsync-landmarks: also the face-mesh lip-sync score of each drive
+
+
 def _frames_metrics(model, drive, subject, test, background, mode, backend, gt_inputs, own_boxes: bool,
                     progress: str) -> dict:
-    """Render ``drive`` and score its mouth against the ground-truth frames ``test``."""
+    """Render ``drive`` and score its mouth against the ground-truth frames ``test`` (with :data:`LANDMARKS`,
+    also the landmark lip-sync score, :mod:`thgs.metrics.lipsync_landmarks`)."""
     from tqdm import tqdm
 
     from thgs.animate.render import drive_animator, render_frame
@@ -59,11 +63,22 @@ def _frames_metrics(model, drive, subject, test, background, mode, backend, gt_i
 
     anim = drive_animator(model, drive)
     psnrs, op_r, op_g = [], [], []
+    trackers, tracks = None, ([], [])
+    if LANDMARKS:
+        from thgs.metrics.lipsync_landmarks import FaceMeshTracker
+
+        trackers = (FaceMeshTracker(), FaceMeshTracker())
     for t, frame in enumerate(tqdm(test, desc=progress, unit="frame", leave=False)):
         pred = render_frame(model, drive, t, background, mode, backend, animator=anim).cpu()
         gt = ground_truth_image(subject, frame, background)
         g_in = gt_inputs(t)
-        box_g = frame_boxes(model.body, *g_in, drive.camera(t)).get("mouth")
+        boxes_g = frame_boxes(model.body, *g_in, drive.camera(t))
+        if trackers is not None:
+            fb = boxes_g.get("face") or boxes_g.get("head")
+            for k, img in enumerate((pred, gt)):
+                u8 = (img.clamp(0, 1) * 255).round().to(torch.uint8).numpy()
+                tracks[k].append(trackers[k].track(u8, fb.as_tuple() if fb is not None else None))
+        box_g = boxes_g.get("mouth")
         if box_g is None:
             continue
         if own_boxes:
@@ -81,6 +96,12 @@ def _frames_metrics(model, drive, subject, test, background, mode, backend, gt_i
         op_r.append(float(mouth_opening(cr)))
         op_g.append(float(mouth_opening(cg)))
     out: dict = {"frames": len(psnrs), "mouth_psnr": float(np.mean(psnrs)) if psnrs else float("nan")}
+    if trackers is not None:
+        from thgs.evaluation.evaluate import landmark_scores
+
+        for tr in trackers:
+            tr.close()
+        out["landmarks"] = landmark_scores(tracks[0], tracks[1], drive.clip, drive.fps, 15)
     if len(op_r) >= 2:
         out["opening_corr"] = opening_error(torch.tensor(op_r), torch.tensor(op_g))["corr"]
     clip = drive.clip
@@ -234,18 +255,33 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-frames", type=int, default=0, help="at most this many test frames (0: all)")
     ap.add_argument("--cost-seconds", type=float, default=60.0, help="seconds of speech for the driving cost")
     ap.add_argument("--stream-seconds", type=float, default=4.0, help="seconds of speech streamed (0: skip)")
+    ap.add_argument("--lipsync-landmarks", action="store_true",
+                    help="also score each drive with the face-mesh lip-sync score (needs mediapipe)")
     args = ap.parse_args(argv)
+    global LANDMARKS
+    LANDMARKS = args.lipsync_landmarks
     from thgs.utils.device import default_device
 
     device = default_device(None if args.device == "auto" else args.device)
     dev_name = torch.cuda.get_device_name() if device.startswith("cuda") else f"CPU ({platform.processor() or 'cpu'}, {torch.get_num_threads()} threads)"
     print(f"# speech driving, {args.run}, {device} [{dev_name}], {datetime.date.today().isoformat()}", flush=True)
     rows = evaluate_run(args.run, args.data, device, args.backend, args.max_frames, args.vanilla)
-    print("\n| drive | mouth PSNR (dB) | opening corr | AV offset (frames) | sync peak |")
-    print("|---|---|---|---|---|")
+    print("\n| drive | mouth PSNR (dB) | opening corr | AV offset (frames) | sync peak |"
+          + (" opening corr (landmarks) | lip LMD (px) | AV offset (landmarks) |" if LANDMARKS else ""))
+    print("|---|---|---|---|---|" + ("---|---|---|" if LANDMARKS else ""))
     for name, m in rows:
+        lm = m.get("landmarks") or {}
+        extra = ""
+        if LANDMARKS:
+            off = (lm.get("render") or {}).get("av_sync", {}).get("offset")
+            if name == "ground truth":
+                tracked = dict(rows).get("tracked expressions", {}).get("landmarks") or {}
+                gt_off = (tracked.get("ground_truth") or {}).get("av_sync", {}).get("offset")
+                extra = f" 1.000 | 0.00 | {_fmt(gt_off)} |"
+            else:
+                extra = f" {_fmt(lm.get('opening_corr'), 3)} | {_fmt(lm.get('lip_lmd_px'))} | {_fmt(off)} |"
         print(f"| {name} | {_fmt(m.get('mouth_psnr'))} | {_fmt(m.get('opening_corr'), 3)} | "
-              f"{_fmt(m.get('offset_render'))} | {_fmt(m.get('peak_render'), 3)} |")
+              f"{_fmt(m.get('offset_render'))} | {_fmt(m.get('peak_render'), 3)} |" + extra)
     c = driving_cost(args.run, args.data, device, args.cost_seconds)
     print(f"\n| driving cost, {args.cost_seconds:g} s of speech ({c['frames']} frames) | features s | speech model s "
           "| motion replay s | total s |")

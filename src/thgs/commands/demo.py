@@ -86,11 +86,10 @@ def _video_subject(out: Path, args: argparse.Namespace, device: str) -> tuple[An
     """Ingest and prepare ``args.video`` into OUT/subject (each stage reused when done); returns the
     opened subject and the prepare report."""
     from thgs.cli import UserError
-    from thgs.commands.prepare import check_body, ingest_into, stage_config
+    from thgs.commands.prepare import ingest_into, prepare_or_clean, stage_config
     from thgs.data.format import SubjectError
     from thgs.data.subject import open_subject
-    from thgs.prepare.errors import PrepareError
-    from thgs.prepare.pipeline import STAGES, format_report, prepare_subject
+    from thgs.prepare.pipeline import STAGES, format_report
     from thgs.utils.io import write_json
 
     root = out / "subject"
@@ -113,14 +112,7 @@ def _video_subject(out: Path, args: argparse.Namespace, device: str) -> tuple[An
     made = ingest_into(args.video, root, start=args.start, max_seconds=args.seconds, size=size,
                        progress=not args.quiet)
     config = stage_config(args, stages=STAGES, redo=frozenset(), device=device, progress=not args.quiet)
-    try:
-        report = prepare_subject(root, config)
-    except (PrepareError, SubjectError) as exc:
-        if made:
-            import shutil
-
-            shutil.rmtree(root, ignore_errors=True)
-        raise UserError(str(exc)) from exc
+    report = prepare_or_clean(root, config, made)
     print(format_report(report))
     write_json(stamp, {"ingest": want})
     print(f"subject: prepared in {time.perf_counter() - t:.0f} s")

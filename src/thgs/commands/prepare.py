@@ -73,6 +73,22 @@ def stage_config(args: argparse.Namespace, *, stages: tuple[str, ...], redo: fro
                          overlay_video=overlay_video, sheet_frames=sheet_frames, progress=progress)
 
 
+def prepare_or_clean(subject_dir: Path, config, made: bool) -> dict:
+    """:func:`thgs.prepare.pipeline.prepare_subject`; on failure a subject this run ingested (``made``) is removed
+    and the error becomes one :class:`UserError` line."""
+    from thgs.cli import UserError
+    from thgs.data.format import SubjectError
+    from thgs.prepare.errors import PrepareError
+    from thgs.prepare.pipeline import prepare_subject
+
+    try:
+        return prepare_subject(subject_dir, config)
+    except (PrepareError, SubjectError) as exc:
+        if made:
+            shutil.rmtree(subject_dir, ignore_errors=True)
+        raise UserError(str(exc)) from exc
+
+
 def _fit_options_class() -> type | None:
     """The body fit's options class (its fields become --fit-* flags), or None when the fit is absent."""
     try:
@@ -133,9 +149,7 @@ def ingest_into(video: Path, out: Path, *, start: float = 0.0, max_seconds: floa
 
 def run(args: argparse.Namespace) -> int:
     from thgs.cli import UserError
-    from thgs.data.format import SubjectError
-    from thgs.prepare.errors import PrepareError
-    from thgs.prepare.pipeline import format_report, prepare_subject
+    from thgs.prepare.pipeline import format_report
     from thgs.utils.device import default_device
 
     stages = _stages(args.stages)
@@ -164,12 +178,7 @@ def run(args: argparse.Namespace) -> int:
     redo = frozenset(("detect", "fit") if "all" in args.redo else args.redo)
     config = stage_config(args, stages=stages, redo=redo, device=device, progress=not args.quiet,
                           overlay_video=args.overlay_video, sheet_frames=args.sheet_frames)
-    try:
-        report = prepare_subject(subject_dir, config)
-    except (PrepareError, SubjectError) as exc:
-        if made:
-            shutil.rmtree(subject_dir, ignore_errors=True)
-        raise UserError(str(exc)) from exc
+    report = prepare_or_clean(subject_dir, config, made)
     if args.json:
         print(json.dumps(report, indent=2))
     else:

@@ -142,7 +142,7 @@ def _sync_scores(render_sig: list[float], gt_sig: list[float], clip: tuple[np.nd
     return out
 
 
-def _landmark_scores(render: list, truth: list, clip: tuple[np.ndarray, int] | None, fps: float,
+def landmark_scores(render: list, truth: list, clip: tuple[np.ndarray, int] | None, fps: float,
                      max_offset: int) -> dict[str, Any]:
     """The landmark lip-sync score of the two face-mesh tracks (lists of [478, 2] or None per frame)."""
     from thgs.metrics.lipsync_landmarks import NUM_LANDMARKS, landmark_lipsync
@@ -311,7 +311,7 @@ def evaluate_avatar(model: Any, subject: Any, background: Tensor, audio: Tensor 
     lip["av_sync"] = (_sync_scores(open_r, open_g, drive.clip, drive.fps, o.max_offset) if mouth_all
                       else {"skipped": "the mouth is off-screen in some test frames"})
     if trackers is not None:
-        lip["landmarks"] = _landmark_scores(tracks[0], tracks[1], drive.clip, drive.fps, o.max_offset)
+        lip["landmarks"] = landmark_scores(tracks[0], tracks[1], drive.clip, drive.fps, o.max_offset)
     if syncnet is not None:
         lip["syncnet"] = _syncnet_scores(syncnet, crops_r, crops_g, drive.clip, drive.fps)
     else:
