@@ -114,12 +114,16 @@ def vertex_loss(means: Tensor, parents: Tensor, margin: float = 0.0) -> Tensor:
 
 @dataclass
 class LossWeights:
-    """Weights of the terms of the total loss."""
+    """Weights of the terms of the total loss (Eq. 20-21) and the options of those terms."""
 
     dssim: float = 0.2  # lambda_1 of Eq. 20
     normal: float = 0.05  # 2DGS normal-consistency weight (applied from the refinement stage on)
     vertex: float = 0.01  # lambda_2 of Eq. 21
     leb: float = 0.1  # LEB L2 constraint (section 5.2)
+    skinning_tv: float = 0.0  # total variation of the skinning-grid residual (GART's regulariser)
+    vertex_margin: float = 0.0  # hinge of the vertex loss, in the body's units (0: Eq. 19 as written)
+    normal_min_alpha: float = 0.0  # normal loss only where the neighbourhood's coverage reaches this
+    normal_detach_depth: bool = False  # no gradient through the depth-derived normals
 
 
 __all__ = ["LossWeights", "d_ssim", "interior_mask", "l1_loss", "normal_consistency_loss", "reconstruction_loss", "silhouette_band",

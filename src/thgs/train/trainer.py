@@ -38,6 +38,7 @@ from thgs.runs.checkpoint import numpy_rng_state, read_checkpoint, set_numpy_rng
 from thgs.runs.config import TrainConfig, validate_config
 from thgs.runs.frames import frame_inputs, load_audio_windows
 from thgs.train.data import FrameSampler, TrainingData
+from thgs.train.objective import step_losses
 from thgs.utils.io import save_torch, write_json
 
 GAUSSIAN_PARAMS = ("means", "quats", "log_scales", "opacity_logits", "sh")
@@ -104,8 +105,9 @@ class Trainer:
                                              percent_dense=cfg.percent_dense, min_opacity=cfg.min_opacity,
                                              max_gaussians=cfg.max_gaussians)
         self.weights = L.LossWeights(dssim=cfg.lambda_dssim, normal=cfg.normal_weight, vertex=cfg.vertex_weight,
-                                     leb=cfg.leb_weight)
-        self.vertex_margin = cfg.vertex_margin * body_scale(body)
+                                     leb=cfg.leb_weight, skinning_tv=cfg.skinning_tv_weight,
+                                     vertex_margin=cfg.vertex_margin * body_scale(body),
+                                     normal_min_alpha=cfg.normal_min_alpha, normal_detach_depth=cfg.normal_detach_depth)
         self._images: Tensor | None = None
         self._masks: Tensor | None = None
         self.step = 0
@@ -182,27 +184,10 @@ class Trainer:
                      outputs="full" if normal_on else "rgb")
         if res.means2d is not None and res.means2d.requires_grad:
             res.means2d.retain_grad()
-        recon = L.reconstruction_loss(res.rgb, gt, self.weights.dssim, self._pixel_weights(frame))
-        loss = recon
-        terms: dict[str, Tensor | float] = {"recon": recon.detach()}
-        if self.weights.vertex > 0:
-            v = L.vertex_loss(out.canonical_means, self.model.parent_positions(), margin=self.vertex_margin)
-            loss = loss + self.weights.vertex * v
-            terms["vertex"] = v.detach()
-        if self.model.leb is not None and self.model.active["blendshapes"] and self.weights.leb > 0:
-            e = self.model.leb.l2()
-            loss = loss + self.weights.leb * e
-            terms["leb"] = e.detach()
-        grid = self.model.skin_grid
-        if grid is not None and self.model.active["skinning"] and c.skinning_tv_weight > 0 and grid.delta.requires_grad:
-            tv = grid.tv_loss()
-            loss = loss + c.skinning_tv_weight * tv
-            terms["skinning_tv"] = tv.detach()
-        if normal_on and res.normals is not None and res.surf_normals is not None:
-            n = L.normal_consistency_loss(res.normals, res.surf_normals, res.alpha, min_alpha=c.normal_min_alpha,
-                                          detach_surface=c.normal_detach_depth)
-            loss = loss + self.weights.normal * n
-            terms["normal"] = n.detach()
+        parts = step_losses(self.model, out, res, gt, self.weights, pixel_weights=self._pixel_weights(frame),
+                            normal=normal_on)
+        loss = parts.pop("loss")
+        terms: dict[str, Tensor | float] = {k: v.detach() for k, v in parts.items()}
         self.gauss_opt.zero_grad(set_to_none=True)
         if self.module_opt is not None:
             self.module_opt.zero_grad(set_to_none=True)
