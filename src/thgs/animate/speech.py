@@ -462,10 +462,10 @@ def training_targets(model: Any, subject: Any) -> tuple[list[int], np.ndarray, l
     refine = getattr(model, "refine", None)
     if refine is not None and refine.num_frames == int(subject.num_frames):
         with torch.no_grad():
-            if model.active.get("expression") and model.options.use_expression:
+            if model.is_active("expression") and model.options.use_expression:
                 d = refine.expression.detach().cpu().double().numpy()[idx]
                 expr[:, : min(E, d.shape[1])] += d[:, :E]
-            if jaw >= 0 and model.active.get("pose"):
+            if jaw >= 0 and model.is_active("pose"):
                 pose = pose.copy()
                 pose[idx, jaw] += refine.pose.detach().cpu().double().numpy()[idx, jaw]
     units = list(body.expression_names)

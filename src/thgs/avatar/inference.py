@@ -49,7 +49,7 @@ def model_fingerprint(model: THGSAvatar, saam: bool = True, leb: bool = True) ->
     differ: identities and in-place version counters of every parameter and buffer, the active groups
     and the flags."""
     tensors = tuple((id(t), t._version) for t in (*model.parameters(), *model.buffers()))
-    return (id(model), bool(saam), bool(leb), tuple(sorted(model.active.items())), tensors)
+    return (id(model), bool(saam), bool(leb), tuple(sorted(model.active_groups())), tensors)
 
 
 @dataclass
@@ -150,7 +150,7 @@ class Animator:
         self.expr_basis: Tensor | None = None
         if opts.use_expression and body.num_expressions:
             if model.leb is not None:
-                self.expr_basis = model.leb.blendshapes(learnable=bool(leb) and model.active["blendshapes"]).detach()
+                self.expr_basis = model.leb.blendshapes(learnable=bool(leb) and model.is_active("blendshapes")).detach()
             else:
                 self.expr_basis = body.exprdirs
         self.num_expressions = 0 if self.expr_basis is None else self.expr_basis.shape[-1]
@@ -177,7 +177,7 @@ class Animator:
         else:
             self.colors, self.sh_degree = st["sh"].detach(), model.sh_degree
         # SAAM: the mouth rows and everything that does not depend on the audio.
-        self.saam = model.saam if (saam and model.saam is not None and model.active["saam"]) else None
+        self.saam = model.saam if (saam and model.saam is not None and model.is_active("saam")) else None
         self.mouth = torch.zeros(0, dtype=torch.long, device=dev)
         if self.saam is not None:
             self.mouth = model.mouth_indices()

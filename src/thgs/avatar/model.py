@@ -23,7 +23,9 @@ start step.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
+from typing import Iterator
 
 import torch
 from torch import Tensor, nn
@@ -149,6 +151,28 @@ class THGSAvatar(nn.Module):
         if group == "saam":
             return list(self.saam.parameters()) if self.saam is not None else []
         raise KeyError(f"unknown parameter group {group!r}; known: {GROUPS}")
+
+    def is_active(self, group: str) -> bool:
+        """Whether ``group`` takes part in the forward pass (the one place group activity is read)."""
+        return bool(self.active[group])
+
+    def active_groups(self) -> frozenset[str]:
+        """The groups that take part in the forward pass now."""
+        return frozenset(g for g, on in self.active.items() if on)
+
+    @contextlib.contextmanager
+    def groups_switched(self, **flags: bool) -> Iterator[None]:
+        """Temporarily switch groups on or off for inference (e.g. the viewer's SAAM / LEB toggles); gradients
+        are left as they are and the previous activity is restored on exit."""
+        unknown = set(flags) - set(self.active)
+        if unknown:
+            raise KeyError(f"unknown parameter group(s) {sorted(unknown)}; known: {GROUPS}")
+        before = dict(self.active)
+        self.active.update({g: bool(v) for g, v in flags.items()})
+        try:
+            yield
+        finally:
+            self.active.update(before)
 
     def set_group_active(self, group: str, active: bool) -> None:
         """Switch a group on (its parameters take part and receive gradients) or off (frozen, unused)."""

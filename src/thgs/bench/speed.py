@@ -128,7 +128,7 @@ def animate_batch(model: THGSAvatar, frames: list[FrameInputs]) -> list[Gaussian
     for f in frames:
         m = mu + model.vertex_offsets(f.pose, f.betas, f.expression)[parent]
         q, s = st["quats"], st["log_scales"]
-        if model.saam is not None and model.active["saam"] and f.audio_window is not None:
+        if model.saam is not None and model.is_active("saam") and f.audio_window is not None:
             idx = model.mouth_indices()
             if idx.numel():
                 d_mu, d_q, d_s = model.saam(mu[idx], f.audio_window)

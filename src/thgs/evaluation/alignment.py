@@ -42,9 +42,9 @@ def _project(model: Any, subject: Any, frames: list[int], refined: bool, corr: A
     refine = getattr(model, "refine", None)
     idx = torch.as_tensor(frames, device=dev)
     if refined and refine is not None:
-        if model.active.get("pose"):
+        if model.is_active("pose"):
             pose = pose + refine.pose.detach()[idx].to(pose.dtype)
-        if expr is not None and model.active.get("expression"):
+        if expr is not None and model.is_active("expression"):
             d = refine.expression.detach()[idx]
             k = min(expr.shape[1], d.shape[1])
             expr = torch.cat([expr[:, :k] + d[:, :k], expr[:, k:]], dim=1)

@@ -71,7 +71,7 @@ def avatar_record(model: THGSAvatar, cfg: TrainConfig, *, num_frames: int, audio
                   body_spec: Any) -> dict[str, Any]:
     """The fields of a checkpoint that describe the avatar itself (what :func:`load_avatar` reads back)."""
     return {"format": FORMAT, "version": VERSION, "config": to_dict(cfg), "num_gaussians": model.num_gaussians,
-            "model": model.state_dict(), "active": dict(model.active), "audio_channels": int(audio_channels),
+            "model": model.state_dict(), "active": {g: model.is_active(g) for g in model.active}, "audio_channels": int(audio_channels),
             "num_frames": int(num_frames), "body": {"spec": body_spec, "teeth": cfg.teeth}}
 
 

@@ -33,11 +33,11 @@ def step_losses(model: THGSAvatar, out: AvatarOutput, res: RenderResult, target:
     if weights.vertex > 0:
         terms["vertex"] = L.vertex_loss(out.canonical_means, model.parent_positions(), margin=weights.vertex_margin)
         loss = loss + weights.vertex * terms["vertex"]
-    if model.leb is not None and model.active["blendshapes"] and weights.leb > 0:
+    if model.leb is not None and model.is_active("blendshapes") and weights.leb > 0:
         terms["leb"] = model.leb.l2()
         loss = loss + weights.leb * terms["leb"]
     grid = model.skin_grid
-    if grid is not None and model.active["skinning"] and weights.skinning_tv > 0 and grid.delta.requires_grad:
+    if grid is not None and model.is_active("skinning") and weights.skinning_tv > 0 and grid.delta.requires_grad:
         terms["skinning_tv"] = grid.tv_loss()
         loss = loss + weights.skinning_tv * terms["skinning_tv"]
     if normal and res.normals is not None and res.surf_normals is not None:

@@ -152,7 +152,7 @@ class Trainer:
         for g in GROUPS:
             start = sched[g][0]
             active = step >= start
-            if self.model.active[g] != active:
+            if self.model.is_active(g) != active:
                 self.model.set_group_active(g, active)
                 if g == "saam" and active:
                     self.model.refresh_mouth()  # the mouth Gaussians where the means are when SAAM starts

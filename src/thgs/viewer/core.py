@@ -111,13 +111,9 @@ def state_inputs(session: AvatarSession, state: ViewerState) -> FrameInputs:
 @contextlib.contextmanager
 def switches(model: THGSAvatar, saam: bool, leb: bool, trained: dict[str, bool]) -> Iterator[None]:
     """Temporarily switch SAAM and the learned blend-shape residual on/off (they are on only if trained on)."""
-    before = dict(model.active)
-    model.active["saam"] = bool(saam) and trained.get("saam", False)
-    model.active["blendshapes"] = bool(leb) and trained.get("blendshapes", False)
-    try:
+    with model.groups_switched(saam=bool(saam) and trained.get("saam", False),
+                               blendshapes=bool(leb) and trained.get("blendshapes", False)):
         yield
-    finally:
-        model.active.update(before)
 
 
 # -- cameras -------------------------------------------------------------------------------------
