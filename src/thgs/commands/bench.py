@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import typing
 import json
 import sys
 from pathlib import Path
+
+from thgs.runs.config import Backend
 
 NAME = "bench"
 HELP = "measure render speed (per part, against the rasterization floor) and training speed"
@@ -42,7 +45,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch", type=int, default=0, help="frames per batched call; 1 skips batching (0: default)")
     parser.add_argument("--mode", choices=typing.get_args(Mode), default=None, help="rasterization (default: as trained, "
                                                                               "2dgs for a fresh avatar)")
-    parser.add_argument("--backend", default="auto", help="rasterizer backend: auto, gsplat, reference")
+    parser.add_argument("--backend", default="auto", choices=typing.get_args(Backend),
+                        help="rasterizer backend (gsplat needs CUDA)")
     parser.add_argument("--render", action=argparse.BooleanOptionalAction, default=True, help="measure render speed")
     parser.add_argument("--train", action=argparse.BooleanOptionalAction, default=True, help="measure training speed")
     parser.add_argument("--presets", default="", help="comma-separated presets to time (default: per device)")

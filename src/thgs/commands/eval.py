@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import typing
 import json
 from pathlib import Path
+
+from thgs.runs.config import Backend
 
 NAME = "eval"
 HELP = "evaluate a trained avatar: PSNR/SSIM/LPIPS (full, head, mouth), lip sync, novel views, side-by-side video"
@@ -37,7 +40,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="write the side-by-side video")
     parser.add_argument("--max-frames", type=int, default=0, help="score at most this many test frames (0: all)")
     parser.add_argument("--mode", choices=typing.get_args(Mode), default=None, help="rasterization (default: as trained)")
-    parser.add_argument("--backend", default="auto", help="rasterizer backend: auto, gsplat, reference")
+    parser.add_argument("--backend", default="auto", choices=typing.get_args(Backend),
+                        help="rasterizer backend (gsplat needs CUDA)")
     parser.add_argument("--device", default="auto", help="torch device: auto, cpu, cuda")
     parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True, help="show a progress bar")
 

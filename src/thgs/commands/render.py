@@ -4,7 +4,10 @@ novel views) to an mp4 with sound."""
 from __future__ import annotations
 
 import argparse
+import typing
 from pathlib import Path
+
+from thgs.runs.config import Backend
 
 NAME = "render"
 HELP = "render a trained avatar to a video (test split, new audio, motion, expressions, novel views)"
@@ -35,7 +38,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--frames", type=int, default=0, help="render at most this many frames (0: all)")
     parser.add_argument("--png-dir", type=Path, default=None, help="also write every frame as PNG into this folder")
     parser.add_argument("--mode", choices=typing.get_args(Mode), default=None, help="rasterization (default: as trained)")
-    parser.add_argument("--backend", default="auto", help="rasterizer backend: auto, gsplat, reference")
+    parser.add_argument("--backend", default="auto", choices=typing.get_args(Backend),
+                        help="rasterizer backend (gsplat needs CUDA)")
     parser.add_argument("--surfels-3dgs", action="store_true",
                         help="2dgs avatars: draw the surfels with the 3DGS rasterizer (flat, third scale 0): faster "
                              "on a GPU, a small image difference (docs/benchmarks.md)")

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import typing
 import time
 from pathlib import Path
+
+from thgs.runs.config import Backend
 
 NAME = "view"
 HELP = "open a trained avatar in a web viewer (playback, expressions, novel views)"
@@ -26,7 +29,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="interface to listen on (0.0.0.0 exposes the viewer to the network)")
     parser.add_argument("--port", type=int, default=8080, help="port (the next free one is taken if it is busy; 0: any)")
     parser.add_argument("--device", default="auto", help="torch device: auto, cpu, cuda")
-    parser.add_argument("--backend", default="auto", help="rasterizer backend: auto, gsplat, reference")
+    parser.add_argument("--backend", default="auto", choices=typing.get_args(Backend),
+                        help="rasterizer backend (gsplat needs CUDA)")
     parser.add_argument("--surfels-3dgs", action="store_true",
                         help="2dgs avatars: draw the surfels with the 3DGS rasterizer (flat, third scale 0): faster "
                              "on a GPU, a small image difference (docs/benchmarks.md)")
