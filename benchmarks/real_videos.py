@@ -94,29 +94,35 @@ def phase_demo(videos: list[Path], args: argparse.Namespace) -> list[str]:
     return pool(jobs, args.jobs)
 
 
+def ablation_runs(videos: list[Path], plan: dict[str, list[str]], out: Path):
+    """(video, ablation, run folder) of every ablation run (the full run is the demo's own)."""
+    for v in videos:
+        for abl, d in run_dirs(out, v.stem, plan[v.stem]).items():
+            if abl != "full":
+                yield v, abl, d
+
+
 def phase_train(videos: list[Path], plan: dict[str, list[str]], args: argparse.Namespace) -> list[str]:
     jobs = []
-    for v in videos:
-        for abl, d in run_dirs(args.out, v.stem, plan[v.stem]).items():
-            if abl == "full" or (d / "avatar.pt").exists():
-                continue
-            argv = ["train", str(args.out / v.stem / "subject"), "--out", str(d), "--preset", args.preset,
-                    "--no-progress", *FLAGS[abl]]
-            argv += ["--schedule-steps", str(args.steps)] if args.steps else []
-            argv += ["--resume"] if (d / "checkpoint.pt").exists() else []
-            jobs.append((f"train {v.stem}/{abl}", argv, args.out / "logs" / f"{v.stem}.{abl}.train.log"))
+    for v, abl, d in ablation_runs(videos, plan, args.out):
+        if (d / "avatar.pt").exists():
+            continue
+        argv = ["train", str(args.out / v.stem / "subject"), "--out", str(d), "--preset", args.preset,
+                "--no-progress", *FLAGS[abl]]
+        argv += ["--schedule-steps", str(args.steps)] if args.steps else []
+        argv += ["--resume"] if (d / "checkpoint.pt").exists() else []
+        jobs.append((f"train {v.stem}/{abl}", argv, args.out / "logs" / f"{v.stem}.{abl}.train.log"))
     return pool(jobs, args.jobs)
 
 
 def phase_eval(videos: list[Path], plan: dict[str, list[str]], args: argparse.Namespace) -> list[str]:
     jobs = []
-    for v in videos:
-        for abl, d in run_dirs(args.out, v.stem, plan[v.stem]).items():
-            m = d / "eval" / "metrics.json"
-            if abl == "full" or (m.exists() and m.stat().st_mtime > (d / "avatar.pt").stat().st_mtime):
-                continue  # the demo evaluated the full run already
-            argv = ["eval", str(d), "--lpips", "auto", "--no-progress", "--no-video", "--lipsync-landmarks"]
-            jobs.append((f"eval {v.stem}/{abl}", argv, args.out / "logs" / f"{v.stem}.{abl}.eval.log"))
+    for v, abl, d in ablation_runs(videos, plan, args.out):
+        m = d / "eval" / "metrics.json"
+        if m.exists() and m.stat().st_mtime > (d / "avatar.pt").stat().st_mtime:
+            continue
+        argv = ["eval", str(d), "--lpips", "auto", "--no-progress", "--no-video", "--lipsync-landmarks"]
+        jobs.append((f"eval {v.stem}/{abl}", argv, args.out / "logs" / f"{v.stem}.{abl}.eval.log"))
     return pool(jobs, args.jobs)
 
 
