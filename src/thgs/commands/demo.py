@@ -183,7 +183,7 @@ def _progress_bar(quiet: bool):
     bar = tqdm(desc="eval", unit="frame", dynamic_ncols=True)
 
     def progress(stage: str, done: int, total: int) -> None:
-        bar.set_description(f"eval {stage}")
+        bar.set_description(f"eval {stage}", refresh=False)
         bar.total = total
         bar.n = done
         bar.refresh()

@@ -171,7 +171,7 @@ def run(args: argparse.Namespace) -> int:
 
     def progress(stage: str, done: int, total: int) -> None:
         if bar is not None:
-            bar.set_description(f"eval {stage}")
+            bar.set_description(f"eval {stage}", refresh=False)
             bar.total = total
             bar.n = done
             bar.refresh()
