@@ -20,7 +20,7 @@ Per preset it measures, on the same trainer:
   is a little above the free-running step): forward (the avatar's pose-and-skin pass), raster (the render
   call), loss (the loss terms), backward, optimiser (both Adam steps) and the rest;
 - with ``torch.profiler`` over ``--profile-steps`` steps: host syncs per step (``aten::item`` and
-  ``aten::_local_scalar_dense`` events, counted as the issue counts them, and ``cudaStreamSynchronize`` /
+  ``aten::_local_scalar_dense`` events, the usual count of host syncs, and ``cudaStreamSynchronize`` /
   ``cudaDeviceSynchronize`` calls), kernel launches per step (``cudaLaunchKernel``-family runtime calls),
   host-to-device copies (``cudaMemcpyAsync``) and the GPU time of the kernels per step;
 - ``host reads``: calls that read a device value on the host outside the rasterizer
