@@ -148,7 +148,8 @@ def contact_sheet(name: str, dirs: dict[str, Path], out: Path, frames: int = 3) 
     from thgs.data.subject import open_subject
     from thgs.evaluation.evaluate import ground_truth_image
     from thgs.evaluation.frames import frame_boxes
-    from thgs.evaluation.sheets import grid, pick_evenly, region_rows, save_png
+    from thgs.evaluation.sheets import grid, pick_evenly, region_rows
+    from thgs.utils.io import write_image
     from thgs.runs.avatar_io import load_avatar
     from thgs.runs.frames import load_audio_windows, select_frames, subject_background, subject_camera
     from thgs.utils.device import default_device
@@ -185,8 +186,9 @@ def contact_sheet(name: str, dirs: dict[str, Path], out: Path, frames: int = 3) 
         orb = np.asarray(Image.fromarray(orb).resize((sheet.shape[1], max(1, round(orb.shape[0] * scale)))))
         sheet = np.concatenate([sheet, np.full((4, sheet.shape[1], 3), 255, np.uint8), orb], axis=0)
     del models
-    torch.cuda.empty_cache() if torch.cuda.is_available() else None
-    return save_png(out / "sheets" / f"{name}.jpg", sheet)
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    return write_image(out / "sheets" / f"{name}.jpg", sheet)
 
 
 def phase_tables(videos: list[Path], plan: dict[str, list[str]], args: argparse.Namespace) -> str:

@@ -7,8 +7,9 @@ import pytest
 import torch
 
 from thgs.evaluation.run_report import Picture, RunReport, lipsync_table, quality_table, to_html, write_report
-from thgs.evaluation.sheets import grid, pick_evenly, region_rows, save_png
+from thgs.evaluation.sheets import grid, pick_evenly, region_rows
 from thgs.metrics.regions import Box
+from thgs.utils.io import write_image
 
 
 def test_region_rows_crop_each_region_and_show_the_error():
@@ -35,7 +36,7 @@ def test_grid_lays_out_rows_and_save_writes_png_and_jpeg(tmp_path):
     from PIL import Image
 
     for name, fmt in (("s.png", "PNG"), ("s.jpg", "JPEG")):
-        save_png(tmp_path / name, sheet)
+        write_image(tmp_path / name, sheet)
         with Image.open(tmp_path / name) as im:
             assert im.format == fmt and im.size == (sheet.shape[1], sheet.shape[0])
     with pytest.raises(ValueError):

@@ -82,9 +82,9 @@ def _synthetic_subject(out: Path, args: argparse.Namespace):
     return open_subject(root)
 
 
-def _video_subject(out: Path, args: argparse.Namespace, device: str) -> tuple[Any, dict[str, Any]]:
+def _video_subject(out: Path, args: argparse.Namespace, device: str) -> Any:
     """Ingest and prepare ``args.video`` into OUT/subject (each stage reused when done); returns the
-    opened subject and the prepare report."""
+    opened subject."""
     from thgs.cli import UserError
     from thgs.commands.prepare import ingest_into, prepare_or_clean, stage_config
     from thgs.data.format import SubjectError
@@ -117,7 +117,7 @@ def _video_subject(out: Path, args: argparse.Namespace, device: str) -> tuple[An
     write_json(stamp, {"ingest": want})
     print(f"subject: prepared in {time.perf_counter() - t:.0f} s")
     try:
-        return open_subject(root), report
+        return open_subject(root)
     except SubjectError as exc:
         raise UserError(str(exc)) from None
 
@@ -251,11 +251,12 @@ def run(args: argparse.Namespace) -> int:
     from thgs.commands.eval import parse_lpips
     from thgs.evaluation.evaluate import EVAL_VIDEO, EvalOptions, write_eval
     from thgs.evaluation.run_report import Picture, RunReport, lipsync_table, quality_table, write_report
-    from thgs.evaluation.sheets import grid, pick_evenly, region_rows, save_png, to_u8
+    from thgs.evaluation.sheets import grid, pick_evenly, region_rows
     from thgs.runs.avatar_io import load_avatar
     from thgs.runs.frames import load_audio_windows, select_frames, subject_background
     from thgs.utils.device import default_device
-    from thgs.utils.io import write_json
+    from thgs.runs.config import preset_for_device
+    from thgs.utils.io import write_image, write_json
 
     _validate(args)
     try:
@@ -274,12 +275,12 @@ def run(args: argparse.Namespace) -> int:
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     if video:
-        subject, _ = _video_subject(out, args, device)
+        subject = _video_subject(out, args, device)
     else:
         subject = _synthetic_subject(out, args)
     timings["subject_s"] = time.perf_counter() - t0
 
-    name = args.preset or ("fast" if device.startswith("cuda") else "cpu")
+    name = args.preset or preset_for_device(device)
     t = time.perf_counter()
     final = _train(out, subject, name, device, args.steps, progress=not args.quiet)
     timings["train_s"] = time.perf_counter() - t
@@ -323,9 +324,9 @@ def run(args: argparse.Namespace) -> int:
     orbit_frames, odrive = _orbit(model, subject, test, audio, background, cfg, min(args.orbit_frames, len(test)))
     write_mp4(out / "orbit.mp4", orbit_frames, odrive.fps, odrive.clip)
     pictures = out / "report"
-    save_png(pictures / "test_regions.png", grid(sheet_rows))
+    write_image(pictures / "test_regions.png", grid(sheet_rows))
     picks = pick_evenly(len(orbit_frames), 6)
-    save_png(pictures / "orbit.png", grid([[(f"orbit {k + 1}/{len(orbit_frames)}", orbit_frames[k]) for k in picks]]))
+    write_image(pictures / "orbit.png", grid([[(f"orbit {k + 1}/{len(orbit_frames)}", orbit_frames[k]) for k in picks]]))
     timings["render_s"] = time.perf_counter() - t
     timings["total_s"] = time.perf_counter() - t0
 

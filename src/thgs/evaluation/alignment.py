@@ -23,43 +23,31 @@ from thgs.metrics.regions import project_points
 CONFIDENCE = 0.2  # keypoints below this confidence are not scored (the fit's default threshold)
 
 
+@torch.no_grad()
 def _project(model: Any, subject: Any, frames: list[int], refined: bool, corr: Any) -> np.ndarray:
-    """[N, K, 2] pixel positions of the correspondence's points on ``frames``."""
-    from thgs.runs.frames import subject_camera
+    """[N, K, 2] pixel positions of the correspondence's points on ``frames``: the subject's parameters, plus
+    the run's per-frame refinements with ``refined`` (exactly as the model applies them in training)."""
+    from thgs.runs.frames import FrameParams, frame_inputs, subject_camera
 
     body = model.body
     dev = body.v_template.device
-    p = subject.params()
-    T = int(subject.num_frames)
-    pose = torch.as_tensor(np.asarray(p["pose"], np.float32).reshape(T, -1, 3))[frames].to(dev)
-    expr = p.get("expression")
-    expr = (torch.as_tensor(np.asarray(expr, np.float32).reshape(T, -1))[frames].to(dev)
-            if expr is not None and body.num_expressions else None)
-    transl = torch.as_tensor(np.asarray(p["transl"], np.float32).reshape(T, 3))[frames].to(dev)
-    betas = p.get("betas")
-    betas = (torch.as_tensor(np.asarray(betas, np.float32).reshape(-1)).to(dev)[None].expand(len(frames), -1)
-             if betas is not None else None)
-    refine = getattr(model, "refine", None)
-    idx = torch.as_tensor(frames, device=dev)
-    if refined and refine is not None:
-        if model.is_active("pose"):
-            pose = pose + refine.pose.detach()[idx].to(pose.dtype)
-        if expr is not None and model.is_active("expression"):
-            d = refine.expression.detach()[idx]
-            k = min(expr.shape[1], d.shape[1])
-            expr = torch.cat([expr[:, :k] + d[:, :k], expr[:, k:]], dim=1)
-    if expr is not None:
+    params = FrameParams.from_subject(subject).to(dev)
+    effective = [model.effective_inputs(frame_inputs(params, None, f, refine=refined)) for f in frames]
+    pose = torch.stack([p for p, _ in effective])
+    transl = params.transl[frames]
+    betas = params.betas[None].expand(len(frames), -1)
+    expr = None
+    if body.num_expressions:
         E = body.num_expressions
-        expr = torch.nn.functional.pad(expr, (0, max(0, E - expr.shape[1])))[:, :E]
+        expr = torch.nn.functional.pad(torch.stack([e for _, e in effective]), (0, E))[:, :E]
     cam = subject_camera(subject)
     K, w2c = cam.K.to(dev), cam.world_to_cam.to(dev)
     out = []
-    with torch.no_grad():
-        for s in range(0, len(frames), 64):
-            sl = slice(s, s + 64)
-            bo = body(pose[sl], None if betas is None else betas[sl], None if expr is None else expr[sl], transl[sl])
-            pts = corr.model_points(body, bo.vertices, bo.joints)
-            out.append(project_points(pts.reshape(-1, 3), K, w2c).reshape(pts.shape[0], pts.shape[1], 2).cpu())
+    for s in range(0, len(frames), 64):
+        sl = slice(s, s + 64)
+        bo = body(pose[sl], betas[sl], None if expr is None else expr[sl], transl[sl])
+        pts = corr.model_points(body, bo.vertices, bo.joints)
+        out.append(project_points(pts.reshape(-1, 3), K, w2c).reshape(pts.shape[0], pts.shape[1], 2).cpu())
     return torch.cat(out).numpy()
 
 

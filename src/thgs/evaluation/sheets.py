@@ -2,27 +2,21 @@
 
 A sheet is a grid of labelled tiles. :func:`region_rows` turns one test frame's ground truth and renders
 into tiles (full frame, then the head and mouth crops, each ground truth | render | error), and
-:func:`grid` lays rows of tiles out into one uint8 image; :func:`save_png` writes it atomically.
+:func:`grid` lays rows of tiles out into one uint8 image (:func:`thgs.utils.io.write_image` writes it).
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Mapping, Sequence
 
 import numpy as np
-import torch
 from torch import Tensor
 
+from thgs.animate.render import to_uint8
 from thgs.evaluation.frames import error_heatmap
 from thgs.metrics.regions import Box
 
 LABEL_HEIGHT = 14
-
-
-def to_u8(img: Tensor) -> np.ndarray:
-    """float [H, W, 3] in [0, 1] -> uint8 [H, W, 3] on the CPU."""
-    return (img.detach().clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
 
 
 def label_tile(image: np.ndarray, label: str, height: int) -> np.ndarray:
@@ -54,6 +48,7 @@ def region_rows(truth: Tensor, renders: Mapping[str, Tensor], boxes: Mapping[str
         [(label, uint8 tile)], in order.
     """
     tiles: list[tuple[str, np.ndarray]] = []
+    truth = truth.detach()
     for region in regions:
         box = None if region == "full" else boxes.get(region)
         if region != "full" and box is None:
@@ -61,11 +56,11 @@ def region_rows(truth: Tensor, renders: Mapping[str, Tensor], boxes: Mapping[str
         crop = (lambda img: img) if box is None else box.crop
         gt = crop(truth)
         head = f"{caption} {region}".strip()
-        tiles.append((f"{head}: truth", to_u8(gt)))
+        tiles.append((f"{head}: truth", to_uint8(gt)))
         for name, img in renders.items():
-            pred = crop(img.to(truth.device))
-            tiles.append((name, to_u8(pred)))
-            tiles.append((f"{name} error", to_u8(error_heatmap(pred, gt, max_error))))
+            pred = crop(img.detach().to(truth.device))
+            tiles.append((name, to_uint8(pred)))
+            tiles.append((f"{name} error", to_uint8(error_heatmap(pred, gt, max_error))))
     return tiles
 
 
@@ -88,21 +83,6 @@ def grid(rows: Sequence[Sequence[tuple[str, np.ndarray]]], tile_height: int = 19
     return sheet
 
 
-def save_png(path: str | Path, image: np.ndarray) -> Path:
-    """Write ``image`` (uint8 [H, W, 3]) to ``path``, atomically: PNG, or JPEG (quality 88) when the name ends
-    in .jpg/.jpeg; returns the path."""
-    from PIL import Image
-
-    from thgs.utils.io import atomic_path
-
-    path = Path(path)
-    jpeg = path.suffix.lower() in (".jpg", ".jpeg")
-    with atomic_path(path) as tmp:
-        Image.fromarray(np.ascontiguousarray(image)).save(tmp, format="JPEG" if jpeg else "PNG",
-                                                          **({"quality": 88} if jpeg else {}))
-    return path
-
-
 def pick_evenly(count: int, n: int) -> list[int]:
     """``n`` indices spread evenly over ``range(count)`` (all of them when ``count <= n``)."""
     if count <= 0 or n <= 0:
@@ -112,4 +92,4 @@ def pick_evenly(count: int, n: int) -> list[int]:
     return sorted({round(i * (count - 1) / (n - 1)) for i in range(n)}) if n > 1 else [count // 2]
 
 
-__all__ = ["grid", "label_tile", "pick_evenly", "region_rows", "save_png", "to_u8"]
+__all__ = ["grid", "label_tile", "pick_evenly", "region_rows"]

@@ -113,9 +113,7 @@ def draw_frame(image: np.ndarray, mask: np.ndarray | None, kp2d: np.ndarray, mod
 def contact_sheet(subject: Any, det: Any, valid: np.ndarray, fit: Any, path: Path, *, frames: int = 12,
                   tile_width: int = 320, columns: int = 4) -> Path:
     """Write a grid of ``frames`` annotated frames to ``path`` (PNG, atomically); returns ``path``."""
-    from PIL import Image
-
-    from thgs.utils.io import atomic_path
+    from thgs.utils.io import write_image
 
     chosen = pick_frames(valid, frames)
     W, H = subject.width, subject.height
@@ -135,9 +133,7 @@ def contact_sheet(subject: Any, det: Any, valid: np.ndarray, fit: Any, path: Pat
     for k, t in enumerate(tiles):
         r, c = divmod(k, cols)
         sheet[r * th:(r + 1) * th, c * tw:(c + 1) * tw] = t
-    with atomic_path(path) as tmp:
-        Image.fromarray(sheet).save(tmp, format="PNG")
-    return path
+    return write_image(path, sheet)
 
 
 def _cached_mask(subject: Any, i: int) -> np.ndarray | None:

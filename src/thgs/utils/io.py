@@ -133,6 +133,20 @@ def write_bytes(path: str | os.PathLike, data: bytes) -> None:
         tmp.write_bytes(data)
 
 
+def write_image(path: str | os.PathLike, image: Any) -> Path:
+    """Write ``image`` (uint8 [H, W, 3]) atomically: JPEG (quality 88) when the name ends in .jpg/.jpeg, else
+    PNG; returns the path."""
+    import numpy as np
+    from PIL import Image
+
+    path = Path(path)
+    jpeg = path.suffix.lower() in (".jpg", ".jpeg")
+    with atomic_path(path) as tmp:
+        Image.fromarray(np.ascontiguousarray(image)).save(tmp, format="JPEG" if jpeg else "PNG",
+                                                          **({"quality": 88} if jpeg else {}))
+    return path
+
+
 def write_text(path: str | os.PathLike, text: str) -> None:
     write_bytes(path, text.encode("utf-8"))
 
