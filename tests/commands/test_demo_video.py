@@ -77,6 +77,11 @@ def test_demo_video_refuses_bad_input(tmp_path, capsys):
     video.write_bytes(b"not a video")
     assert main(["demo", "--video", str(video), "--body", "toy", "--out", str(tmp_path / "o")]) == 2
     assert not (tmp_path / "o").exists()
+    capsys.readouterr()
+    assert main(["demo", "--video", str(video), "--out", str(tmp_path / "o"), "--quiet"]) == 2  # not a video
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "v.mp4" in err[0]
+    assert not (tmp_path / "o").exists()  # nothing written
 
 
 def test_alignment_rows_follow_the_learnt_refinements(demo_out):

@@ -271,7 +271,6 @@ def run(args: argparse.Namespace) -> int:
 
         landmarks = mediapipe_available()
     out: Path = args.out or (Path("out") / (f"demo-{args.video.stem}" if video else "demo"))
-    out.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     if video:
