@@ -206,15 +206,10 @@ def test_render_motion_drives_the_poses_exactly_and_expression_overrides_chosen_
     assert torch.equal(s.drive.pose, torch.as_tensor(pose))
     assert s.drive.extras["speech"]["body"] == "motion file"
 
-    import argparse
+    from thgs.animate.drive import DriveRequest, build_drive
 
-    from thgs.commands.render import build_drive
-
-    ns = argparse.Namespace(run=toy_run, size=0, audio=wav, motion=None, expression="smile=0.7", frames=0,
-                            orbit=False, yaw=0.0)
-    d = build_drive(ns, s.model, s.cfg, s.subject)
-    ns.expression = None
-    ref = build_drive(ns, s.model, s.cfg, s.subject)
+    d = build_drive(DriveRequest(run=toy_run, audio=wav, expression="smile=0.7"), s.model, s.cfg, s.subject)
+    ref = build_drive(DriveRequest(run=toy_run, audio=wav), s.model, s.cfg, s.subject)
     names = list(s.model.body.expression_names)
     k = names.index("smile")
     assert torch.all(d.expression[:, k] == 0.7)

@@ -229,5 +229,104 @@ def with_cameras(drive: Drive, cameras: list[Camera]) -> Drive:
     return replace(drive, cameras=cameras)
 
 
-__all__ = ["Drive", "DriveError", "load_motion", "orbit", "parse_expression", "rotate_camera", "subject_drive",
-           "with_cameras"]
+@dataclass(frozen=True)
+class DriveRequest:
+    """What to drive an avatar with (the flags of ``thgs render``).
+
+    ``run``: the run folder (its speech model drives the face with ``audio``); ``size``: output height in
+    pixels (0: the subject's); ``audio``: a speech file; ``motion``: a motion .npz; ``expression``: name=value
+    pairs or a .npy; ``frames``: at most this many (0: all); ``orbit`` / ``yaw``: camera moves. Without audio
+    and motion the subject's test split is replayed."""
+
+    run: Path | None = None
+    size: int = 0
+    audio: Path | None = None
+    motion: Path | None = None
+    expression: str | None = None
+    frames: int = 0
+    orbit: bool = False
+    yaw: float = 0.0
+
+
+def build_drive(args: DriveRequest, model: Any, cfg: Any, subject: Any) -> Drive:
+    """The driving sequence ``args`` asks for (``thgs render``, the viewer and the exporter share it).
+
+    Raises :class:`DriveError` naming the file and field for an unusable audio, motion or expression input."""
+    from thgs.audio.features import frame_features
+    from thgs.runs.frames import audio_neighbourhoods, load_audio_windows, subject_camera
+
+    cam = subject_camera(subject)
+    if args.size:
+        cam = cam.scaled(args.size / cam.height)
+    body = model.body
+    fps = float(subject.fps)
+    p = subject.params()
+    test = list(subject.split["test"]) or list(range(subject.num_frames))
+    clip = None
+    if args.audio is not None:
+        from thgs.io.audio_io import AudioError, load_audio
+
+        try:
+            samples, sr = load_audio(args.audio)
+        except AudioError as exc:
+            raise DriveError(str(exc)) from None
+        clip = (np.asarray(samples, np.float32), int(sr))
+    face = None
+    if clip is not None:  # speech drives the face (and, without --motion, the body): thgs.animate.speech
+        from thgs.animate.speech import run_speech_face, speech_drive, summary
+
+        face = run_speech_face(args.run, model, cfg, subject)
+        if face is not None:
+            print(summary(face))
+    if args.motion is not None and clip is not None:
+        m = load_motion(args.motion, body.num_joints, body.num_expressions)
+        drive = speech_drive(model, subject, clip, cam, face=face, motion=m,
+                             saam_encoder=cfg.audio_encoder if model.saam is not None else None)
+    elif args.motion is not None:
+        m = load_motion(args.motion, body.num_joints, body.num_expressions)
+        T = int(m["pose"].shape[0])
+        drive = Drive(pose=m["pose"], transl=m["transl"],
+                      betas=m.get("betas", torch.as_tensor(np.asarray(p["betas"]), dtype=torch.float32).reshape(-1)),
+                      expression=m.get("expression", torch.zeros(T, body.num_expressions)), fps=fps, cameras=[cam])
+    elif clip is not None:
+        drive = speech_drive(model, subject, clip, cam, face=face,
+                             saam_encoder=cfg.audio_encoder if model.saam is not None else None)
+    else:
+        audio_all = load_audio_windows(subject, cfg) if model.saam is not None else None
+        drive = subject_drive(subject, test, cam, audio_all)
+        clip = drive.clip
+    T = len(drive)
+    if args.audio is not None and "speech" not in drive.extras:
+        if model.saam is not None:
+            feats = frame_features(args.audio, T, fps, encoder=cfg.audio_encoder, pad_audio=True)
+            drive.audio = audio_neighbourhoods(feats.tensor())
+        drive.clip = clip
+    if args.expression:
+        fixed = parse_expression(args.expression, body.expression_names, T)
+        if "speech" in drive.extras:  # the named units only; speech keeps driving the others
+            from thgs.animate.speech import override_units
+
+            fixed = override_units(drive.expression, fixed, args.expression, body.expression_names)
+        drive.expression = fixed
+    if args.frames and args.frames < T:
+        n = args.frames
+        drive = Drive(pose=drive.pose[:n], transl=drive.transl[:n], betas=drive.betas, expression=drive.expression[:n],
+                      fps=fps, cameras=drive.cameras[:n] if len(drive.cameras) > 1 else drive.cameras,
+                      audio=drive.audio[:n] if drive.audio is not None else None,
+                      clip=(drive.clip[0][: int(round(n / fps * drive.clip[1]))], drive.clip[1]) if drive.clip else None,
+                      frames=drive.frames[:n] if drive.frames else None)
+        T = n
+    if args.orbit or args.yaw:
+        with torch.no_grad():
+            out = body(drive.pose[:1].to(body.v_template.device), drive.betas[None].to(body.v_template.device),
+                       None, drive.transl[:1].to(body.v_template.device))
+        v = out.vertices[0].cpu()
+        center = (v.min(0).values + v.max(0).values) / 2
+        up = -cam.world_to_cam[1, :3]  # image up, in world coordinates
+        base = rotate_camera(cam, center, up, args.yaw) if args.yaw else cam
+        drive.cameras = orbit(base, center, up, T) if args.orbit else [base]
+    return drive
+
+
+__all__ = ["Drive", "DriveError", "DriveRequest", "build_drive", "load_motion", "orbit", "parse_expression",
+           "rotate_camera", "subject_drive", "with_cameras"]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from thgs.utils.numbers import fmt_number
+
 ANCHORS = (("THGS (paper, RTX 4090)", 155.0), ("GART (paper, RTX 4090)", 158.0),
            ("target (H100, whole frame)", 1000.0))
 PART_LABELS = (("frame", "whole frame (animation + rasterization)"), ("animation", "animation (all of it)"),
@@ -19,10 +21,6 @@ FLOOR_LABELS = (("3dgs_rgb", "bare gsplat: 3DGS RGB"), ("3dgs_surfels_rgb", "bar
                 ("2dgs_rgb", "bare gsplat: 2DGS RGB"), ("2dgs_rgb_ed", "bare gsplat: 2DGS RGB+ED"))
 
 
-def _f(x: float, nd: int = 2) -> str:
-    return f"{x:.{nd}f}"
-
-
 def render_table(r: dict[str, Any]) -> str:
     """Table of one :func:`thgs.bench.speed.render_speed` result with the paper's anchors."""
     head = (f"Render speed on {r['device']} ({r['backend']}, {r['mode']}), {r['width']}x{r['height']}, "
@@ -32,43 +30,43 @@ def render_table(r: dict[str, Any]) -> str:
     for key, label in PART_LABELS:
         p = r["parts"].get(key)
         if p is not None:
-            lines.append(f"| {label} | {_f(p['ms'], 3)} | {_f(p['fps'], 1)} |")
+            lines.append(f"| {label} | {fmt_number(p['ms'], 3)} | {fmt_number(p['fps'], 1)} |")
     b = r.get("batched")
     if b:
-        lines.append(f"| batch of {b['batch']}: whole frame, per frame | {_f(b['frame_ms'], 3)} | {_f(b['fps'], 1)} |")
-        lines.append(f"| batch of {b['batch']}: animation, per frame | {_f(b['animation_ms'], 3)} | "
-                     f"{_f(1000.0 / b['animation_ms'] if b['animation_ms'] > 0 else float('inf'), 1)} |")
+        lines.append(f"| batch of {b['batch']}: whole frame, per frame | {fmt_number(b['frame_ms'], 3)} | {fmt_number(b['fps'], 1)} |")
+        lines.append(f"| batch of {b['batch']}: animation, per frame | {fmt_number(b['animation_ms'], 3)} | "
+                     f"{fmt_number(1000.0 / b['animation_ms'] if b['animation_ms'] > 0 else float('inf'), 1)} |")
         if "fast_frame_ms" in b:
             how = "CUDA graph" if b.get("fast_graph") else "eager"
             lines.append(f"| batch of {b['batch']}: whole frame, fast path ({how}), per frame | "
-                         f"{_f(b['fast_frame_ms'], 3)} | {_f(b['fast_fps'], 1)} |")
+                         f"{fmt_number(b['fast_frame_ms'], 3)} | {fmt_number(b['fast_fps'], 1)} |")
             lines.append(f"| batch of {b['batch']}: animation, fast path ({how}), per frame | "
-                         f"{_f(b['fast_animation_ms'], 3)} | "
-                         f"{_f(1000.0 / b['fast_animation_ms'] if b['fast_animation_ms'] > 0 else float('inf'), 1)} |")
+                         f"{fmt_number(b['fast_animation_ms'], 3)} | "
+                         f"{fmt_number(1000.0 / b['fast_animation_ms'] if b['fast_animation_ms'] > 0 else float('inf'), 1)} |")
         if "fast_rgb_frame_ms" in b:
             lines.append(f"| batch of {b['batch']}: whole frame, fast path, colour only"
                          f"{', surfels as 3DGS' if r['mode'] == '2dgs' else ''}, per frame | "
-                         f"{_f(b['fast_rgb_frame_ms'], 3)} | {_f(b['fast_rgb_fps'], 1)} |")
+                         f"{fmt_number(b['fast_rgb_frame_ms'], 3)} | {fmt_number(b['fast_rgb_fps'], 1)} |")
     fl = r.get("gsplat_floor") or {}
     for key, label in FLOOR_LABELS:
         if key in fl:
-            lines.append(f"| {label} | {_f(fl[key], 3)} | {_f(1000.0 / fl[key] if fl[key] > 0 else float('inf'), 1)} |")
+            lines.append(f"| {label} | {fmt_number(fl[key], 3)} | {fmt_number(1000.0 / fl[key] if fl[key] > 0 else float('inf'), 1)} |")
     if "3dgs_rgb_batched" in fl:
         v = fl["3dgs_rgb_batched"]
-        lines.append(f"| bare gsplat: 3DGS RGB, batch of {fl['batch']}, per frame | {_f(v, 3)} | "
-                     f"{_f(1000.0 / v if v > 0 else float('inf'), 1)} |")
+        lines.append(f"| bare gsplat: 3DGS RGB, batch of {fl['batch']}, per frame | {fmt_number(v, 3)} | "
+                     f"{fmt_number(1000.0 / v if v > 0 else float('inf'), 1)} |")
     for label, fps in ANCHORS:
-        lines.append(f"| {label} | {_f(1000.0 / fps, 3)} | {_f(fps, 0)} |")
+        lines.append(f"| {label} | {fmt_number(1000.0 / fps, 3)} | {fmt_number(fps, 0)} |")
     lines.append("")
-    lines.append(f"Whole frame / rasterization floor: {_f(r['frame_over_floor'], 2)}x")
+    lines.append(f"Whole frame / rasterization floor: {fmt_number(r['frame_over_floor'], 2)}x")
     if "frame_fast_over_floor" in r:
-        lines.append(f"Whole frame, fast path / rasterization floor: {_f(r['frame_fast_over_floor'], 2)}x; "
-                     f"animation speed-up of the fast path (eager): {_f(r['animation_speedup'], 2)}x")
+        lines.append(f"Whole frame, fast path / rasterization floor: {fmt_number(r['frame_fast_over_floor'], 2)}x; "
+                     f"animation speed-up of the fast path (eager): {fmt_number(r['animation_speedup'], 2)}x")
     for key, label in (("frame_rgb_over_gsplat", "whole frame, fast path, colour only / bare gsplat (same mode)"),
                        ("frame_surfels_over_gsplat", "whole frame, surfels as 3DGS / bare gsplat 3DGS RGB"),
                        ("batched_over_gsplat", "batched whole frame / bare gsplat batched 3DGS RGB, per frame")):
         if key in r:
-            lines.append(f"{label}: {_f(r[key], 2)}x")
+            lines.append(f"{label}: {fmt_number(r[key], 2)}x")
     if (r.get("gsplat_floor") or {}).get("error"):
         lines.append(f"bare gsplat floor not measured: {r['gsplat_floor']['error']}")
     return "\n".join(lines)
@@ -84,9 +82,9 @@ def train_table(device: str, t: dict[str, Any]) -> str:
     for name, v in t.items():
         est = v["preset_time_s"]
         est_s = f"{est / 3600:.2f} h" if est >= 3600 else (f"{est / 60:.1f} min" if est >= 60 else f"{est:.1f} s")
-        row = (f"| {name} | {v['image'][0]}x{v['image'][1]} | {_f(v['steps_per_s'], 2)} | {_f(v['ms_per_step'], 1)} | "
+        row = (f"| {name} | {v['image'][0]}x{v['image'][1]} | {fmt_number(v['steps_per_s'], 2)} | {fmt_number(v['ms_per_step'], 1)} | "
                f"{v['preset_steps']} | {est_s} | {v['num_gaussians_end']}")
-        row += f" | {_f(v['peak_memory_gib'], 2)} |" if mem else " |"
+        row += f" | {fmt_number(v['peak_memory_gib'], 2)} |" if mem else " |"
         lines.append(row)
     return "\n".join(lines)
 

@@ -9,6 +9,9 @@ from pathlib import Path
 
 from thgs.runs.config import Backend
 
+if typing.TYPE_CHECKING:
+    from thgs.animate.drive import DriveRequest
+
 NAME = "render"
 HELP = "render a trained avatar to a video (test split, new audio, motion, expressions, novel views)"
 DESCRIPTION = ("Render the avatar in RUN (a run folder or its avatar.pt). Without driving inputs the subject's test "
@@ -47,88 +50,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--size", type=int, default=0, help="output height in pixels (0: the subject's)")
 
 
-def build_drive(args: argparse.Namespace, model, cfg, subject):
-    """The driving sequence the flags ask for."""
-    import numpy as np
-    import torch
+def drive_request(args: argparse.Namespace) -> "DriveRequest":
+    """The :class:`thgs.animate.drive.DriveRequest` the render flags ask for."""
+    from thgs.animate.drive import DriveRequest
 
-    from thgs.animate.drive import Drive, load_motion, orbit, parse_expression, rotate_camera, subject_drive
-    from thgs.audio.features import frame_features
-    from thgs.cli import UserError
-    from thgs.runs.frames import audio_neighbourhoods, load_audio_windows, subject_camera
-
-    cam = subject_camera(subject)
-    if args.size:
-        cam = cam.scaled(args.size / cam.height)
-    body = model.body
-    fps = float(subject.fps)
-    p = subject.params()
-    test = list(subject.split["test"]) or list(range(subject.num_frames))
-    clip = None
-    audio_win = None
-    if args.audio is not None:
-        from thgs.io.audio_io import AudioError, load_audio
-
-        try:
-            samples, sr = load_audio(args.audio)
-        except AudioError as exc:
-            raise UserError(str(exc)) from None
-        clip = (np.asarray(samples, np.float32), int(sr))
-    face = None
-    if clip is not None:  # speech drives the face (and, without --motion, the body): thgs.animate.speech
-        from thgs.animate.speech import run_speech_face, speech_drive, summary
-
-        face = run_speech_face(getattr(args, "run", None), model, cfg, subject)
-        if face is not None:
-            print(summary(face))
-    if args.motion is not None and clip is not None:
-        m = load_motion(args.motion, body.num_joints, body.num_expressions)
-        drive = speech_drive(model, subject, clip, cam, face=face, motion=m,
-                             saam_encoder=cfg.audio_encoder if model.saam is not None else None)
-    elif args.motion is not None:
-        m = load_motion(args.motion, body.num_joints, body.num_expressions)
-        T = int(m["pose"].shape[0])
-        drive = Drive(pose=m["pose"], transl=m["transl"],
-                      betas=m.get("betas", torch.as_tensor(np.asarray(p["betas"]), dtype=torch.float32).reshape(-1)),
-                      expression=m.get("expression", torch.zeros(T, body.num_expressions)), fps=fps, cameras=[cam])
-    elif clip is not None:
-        drive = speech_drive(model, subject, clip, cam, face=face,
-                             saam_encoder=cfg.audio_encoder if model.saam is not None else None)
-    else:
-        audio_all = load_audio_windows(subject, cfg) if model.saam is not None else None
-        drive = subject_drive(subject, test, cam, audio_all)
-        clip = drive.clip
-    T = len(drive)
-    if args.audio is not None and "speech" not in drive.extras:
-        if model.saam is not None:
-            feats = frame_features(args.audio, T, fps, encoder=cfg.audio_encoder, pad_audio=True)
-            drive.audio = audio_neighbourhoods(feats.tensor())
-        drive.clip = clip
-    if args.expression:
-        fixed = parse_expression(args.expression, body.expression_names, T)
-        if "speech" in drive.extras:  # the named units only; speech keeps driving the others
-            from thgs.animate.speech import override_units
-
-            fixed = override_units(drive.expression, fixed, args.expression, body.expression_names)
-        drive.expression = fixed
-    if args.frames and args.frames < T:
-        n = args.frames
-        drive = Drive(pose=drive.pose[:n], transl=drive.transl[:n], betas=drive.betas, expression=drive.expression[:n],
-                      fps=fps, cameras=drive.cameras[:n] if len(drive.cameras) > 1 else drive.cameras,
-                      audio=drive.audio[:n] if drive.audio is not None else None,
-                      clip=(drive.clip[0][: int(round(n / fps * drive.clip[1]))], drive.clip[1]) if drive.clip else None,
-                      frames=drive.frames[:n] if drive.frames else None)
-        T = n
-    if args.orbit or args.yaw:
-        with torch.no_grad():
-            out = body(drive.pose[:1].to(body.v_template.device), drive.betas[None].to(body.v_template.device),
-                       None, drive.transl[:1].to(body.v_template.device))
-        v = out.vertices[0].cpu()
-        center = (v.min(0).values + v.max(0).values) / 2
-        up = -cam.world_to_cam[1, :3]  # image up, in world coordinates
-        base = rotate_camera(cam, center, up, args.yaw) if args.yaw else cam
-        drive.cameras = orbit(base, center, up, T) if args.orbit else [base]
-    return drive
+    return DriveRequest(run=getattr(args, "run", None), size=args.size, audio=args.audio, motion=args.motion,
+                        expression=args.expression, frames=args.frames, orbit=args.orbit, yaw=args.yaw)
 
 
 def check_render_args(args: argparse.Namespace) -> None:
@@ -149,7 +76,7 @@ def check_render_args(args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from thgs.animate.drive import DriveError
+    from thgs.animate.drive import DriveError, build_drive
     from thgs.animate.render import render_frames, write_mp4
     from thgs.cli import UserError
     from thgs.runs.folder import open_run
@@ -161,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
     opened = open_run(args.run, args.data, args.device)
     model, cfg, subject = opened.model, opened.cfg, opened.subject
     try:
-        drive = build_drive(args, model, cfg, subject)
+        drive = build_drive(drive_request(args), model, cfg, subject)
     except DriveError as exc:
         raise UserError(str(exc)) from None
     background = subject_background(subject, cfg.background)

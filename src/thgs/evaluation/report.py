@@ -7,8 +7,9 @@ marker lines of the target file, so other sections of the same file are kept.
 
 from __future__ import annotations
 
-import math
 from typing import Any
+
+from thgs.utils.numbers import fmt_number
 
 ABLATIONS: dict[str, tuple[str, list[str]]] = {
     "vanilla": ("Vanilla (GART-like: no LEB, no SAAM, no expression input)", ["--vanilla"]),
@@ -37,19 +38,13 @@ def needed_ablations(tables: list[str] | None = None) -> list[str]:
     return [a for a in ABLATIONS if a in want]
 
 
-def _num(x: Any, nd: int) -> str:
-    if x is None or (isinstance(x, float) and (math.isnan(x) or math.isinf(x))):
-        return "-"
-    return f"{x:.{nd}f}"
-
-
 def _lp(region: dict[str, Any], net: str | None) -> Any:
     return region.get(f"lpips_{net}_x100") if net else None
 
 
 def _lps(region: dict[str, Any], nets: list[str]) -> str:
     """The region's LPIPS x100 cells, one per network (`` | ``-joined, with a leading separator)."""
-    return "".join(f" | {_num(_lp(region, n), 3)}" for n in nets)
+    return "".join(f" | {fmt_number(_lp(region, n), 3)}" for n in nets)
 
 
 def _fps(m: dict[str, Any]) -> Any:
@@ -60,13 +55,13 @@ def _fps(m: dict[str, Any]) -> Any:
 def _sync_cells(v: dict[str, Any]) -> list[str]:
     if not v or "skipped" in v:
         return ["-", "-", "-"]
-    return [str(v["offset"]), _num(v["peak_corr"], 3), _num(v["confidence"], 3)]
+    return [str(v["offset"]), fmt_number(v["peak_corr"], 3), fmt_number(v["confidence"], 3)]
 
 
 def _syncnet_cells(v: dict[str, Any]) -> list[str]:
     if not v or "skipped" in v:
         return ["-", "-", "-"]
-    return [str(v["av_offset"]), _num(v["min_dist"], 2), _num(v["confidence"], 2)]
+    return [str(v["av_offset"]), fmt_number(v["min_dist"], 2), fmt_number(v["confidence"], 2)]
 
 
 def build_markdown(metrics: dict[str, dict[str, Any]], commands: list[str], subject: str, nets: list[str],
@@ -88,7 +83,7 @@ def build_markdown(metrics: dict[str, dict[str, Any]], commands: list[str], subj
     L += [line + ".", ""]
 
     def fcell(n: str) -> str:
-        return f" | {_num(_fps(metrics[n]), 1)}" if fps else ""
+        return f" | {fmt_number(_fps(metrics[n]), 1)}" if fps else ""
 
     def have(names: list[str]) -> list[str]:
         return [n for n in names if n in metrics]
@@ -98,7 +93,7 @@ def build_markdown(metrics: dict[str, dict[str, Any]], commands: list[str], subj
           f"| method | PSNR | SSIM{LP}{F} |", "| --- | ---: | ---: |" + R + FR]
     for n in have(TABLES["table3"]):
         r = metrics[n]["test"].get("full", {})
-        L.append(f"| {label[n]} | {_num(r.get('psnr'), 3)} | {_num(r.get('ssim'), 4)}{_lps(r, nets)}{fcell(n)} |")
+        L.append(f"| {label[n]} | {fmt_number(r.get('psnr'), 3)} | {fmt_number(r.get('ssim'), 4)}{_lps(r, nets)}{fcell(n)} |")
     L.append("")
     # Table 5 / 8
     L += ["### Tables 5 and 8: head and neck region, with and without audio and expression inputs", "",
@@ -108,8 +103,8 @@ def build_markdown(metrics: dict[str, dict[str, Any]], commands: list[str], subj
     for n in have(TABLES["table5"]):
         h = metrics[n]["test"].get("head", {})
         m = metrics[n]["test"].get("mouth", {})
-        L.append(f"| {label[n]} | {_num(h.get('psnr'), 3)} | {_num(h.get('ssim'), 4)}{_lps(h, nets)} | "
-                 f"{_num(m.get('psnr'), 3)}{_lps(m, nets)}{fcell(n)} |")
+        L.append(f"| {label[n]} | {fmt_number(h.get('psnr'), 3)} | {fmt_number(h.get('ssim'), 4)}{_lps(h, nets)} | "
+                 f"{fmt_number(m.get('psnr'), 3)}{_lps(m, nets)}{fcell(n)} |")
     L.append("")
     # Table 6
     L += ["### Table 6: ablation of the modules, full frame (and the mouth crop)", "",
@@ -117,8 +112,8 @@ def build_markdown(metrics: dict[str, dict[str, Any]], commands: list[str], subj
     for n in have(TABLES["table6"]):
         r = metrics[n]["test"].get("full", {})
         m = metrics[n]["test"].get("mouth", {})
-        L.append(f"| {label[n]} | {_num(r.get('psnr'), 3)} | {_num(r.get('ssim'), 4)}{_lps(r, nets)} | "
-                 f"{_num(m.get('psnr'), 3)} |")
+        L.append(f"| {label[n]} | {fmt_number(r.get('psnr'), 3)} | {fmt_number(r.get('ssim'), 4)}{_lps(r, nets)} | "
+                 f"{fmt_number(m.get('psnr'), 3)} |")
     L.append("")
     # Novel views (not a paper table: the synthetic subject has ground truth for them)
     nv = [n for n in metrics if metrics[n].get("novel_view_mean")]
@@ -128,7 +123,7 @@ def build_markdown(metrics: dict[str, dict[str, Any]], commands: list[str], subj
               "", f"| method | PSNR | SSIM{LP} |", "| --- | ---: | ---: |" + R]
         for n in nv:
             r = metrics[n]["novel_view_mean"]
-            L.append(f"| {label[n]} | {_num(r.get('psnr'), 3)} | {_num(r.get('ssim'), 4)}{_lps(r, nets)} |")
+            L.append(f"| {label[n]} | {fmt_number(r.get('psnr'), 3)} | {fmt_number(r.get('ssim'), 4)}{_lps(r, nets)} |")
         L.append("")
     # Table 4
     L += ["### Table 4 style: lip synchronisation", "",
@@ -152,7 +147,7 @@ def build_markdown(metrics: dict[str, dict[str, Any]], commands: list[str], subj
         L.append(f"| {label[n]} | " + " | ".join(
             _sync_cells(av.get("render", {}) if "skipped" not in av else {})
             + _syncnet_cells(sn.get("render", {}) if "skipped" not in sn else {})
-            + [_num(wg.get("opening_mae"), 4), _num(wg.get("opening_corr"), 3)]) + " |")
+            + [fmt_number(wg.get("opening_mae"), 4), fmt_number(wg.get("opening_corr"), 3)]) + " |")
     skipped = sorted({f"{k}: {v['skipped']}" for n in rows for k, v in metrics[n]["lip_sync"].items()
                       if isinstance(v, dict) and "skipped" in v})
     if skipped:

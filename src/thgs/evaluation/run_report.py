@@ -4,10 +4,11 @@
 from __future__ import annotations
 
 import html
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
+
+from thgs.utils.numbers import fmt_number
 
 Table = tuple[str, list[str], list[list[str]]]  # (title, header, rows)
 
@@ -33,14 +34,6 @@ class RunReport:
     notes: list[str] = field(default_factory=list)
 
 
-def _f(x: Any, nd: int) -> str:
-    try:
-        v = float(x)
-    except (TypeError, ValueError):
-        return "-"
-    return "-" if math.isnan(v) else f"{v:.{nd}f}"
-
-
 def quality_table(summary: dict[str, Any]) -> Table:
     """PSNR / SSIM / LPIPS (x100) of the test split per region (full frame, head, mouth) and of the
     extra views, from an evaluation summary (:func:`thgs.evaluation.evaluate.evaluate_avatar`)."""
@@ -52,8 +45,8 @@ def quality_table(summary: dict[str, Any]) -> Table:
     for name, r in items:
         if not r:
             continue
-        rows.append([name, str(int(r.get("frames", 0))), _f(r.get("psnr"), 2), _f(r.get("ssim"), 4)]
-                    + [_f(r.get(f"lpips_{n}_x100"), 2) for n in nets])
+        rows.append([name, str(int(r.get("frames", 0))), fmt_number(r.get("psnr"), 2), fmt_number(r.get("ssim"), 4)]
+                    + [fmt_number(r.get(f"lpips_{n}_x100"), 2) for n in nets])
     return "Image quality on the held-out test frames", header, rows
 
 
@@ -77,8 +70,8 @@ def lipsync_table(summary: dict[str, Any]) -> Table | None:
 
     rows = [["ground truth", "1.000" if lm else "-", "0.00" if lm else "-", av(lm, "ground_truth"), "1.000",
              av(env, "ground_truth")],
-            ["render", _f(lm.get("opening_corr"), 3), _f(lm.get("lip_lmd_px"), 2), av(lm, "render"),
-             _f(wg.get("opening_corr"), 3), av(env, "render")]]
+            ["render", fmt_number(lm.get("opening_corr"), 3), fmt_number(lm.get("lip_lmd_px"), 2), av(lm, "render"),
+             fmt_number(wg.get("opening_corr"), 3), av(env, "render")]]
     return "Lip sync (test frames, driven by their own audio)", header, rows
 
 

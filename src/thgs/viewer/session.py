@@ -7,7 +7,6 @@ or any file is written.
 
 from __future__ import annotations
 
-import argparse
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -73,9 +72,8 @@ def open_session(run: Path, data: Path | None = None, audio: Path | None = None,
 
     ``audio`` / ``motion`` replace the test split as the driving sequence (as ``thgs render`` does);
     ``frames`` > 0 keeps only the first ``frames`` frames."""
-    from thgs.animate.drive import DriveError
+    from thgs.animate.drive import DriveError, DriveRequest, build_drive
     from thgs.cli import UserError
-    from thgs.commands.render import build_drive
     from thgs.errors import ThgsError, one_line
     from thgs.runs.folder import open_run
     from thgs.runs.frames import subject_background, subject_camera
@@ -88,10 +86,8 @@ def open_session(run: Path, data: Path | None = None, audio: Path | None = None,
     except ThgsError as exc:
         raise UserError(one_line(exc)) from None
     model, cfg, subject = opened.model, opened.cfg, opened.subject
-    ns = argparse.Namespace(run=run, size=0, audio=audio, motion=motion, expression=None, frames=frames, orbit=False,
-                            yaw=0.0)
     try:
-        drive = build_drive(ns, model, cfg, subject)
+        drive = build_drive(DriveRequest(run=run, audio=audio, motion=motion, frames=frames), model, cfg, subject)
     except DriveError as exc:
         raise UserError(str(exc)) from None
     if len(drive) == 0:
@@ -107,14 +103,11 @@ def with_speech(session: AvatarSession, audio: Path) -> AvatarSession:
     ``thgs render RUN --audio``); raises UserError for an unreadable file."""
     import dataclasses
 
-    from thgs.animate.drive import DriveError
+    from thgs.animate.drive import DriveError, DriveRequest, build_drive
     from thgs.cli import UserError
-    from thgs.commands.render import build_drive
 
-    ns = argparse.Namespace(run=session.path, size=0, audio=Path(audio), motion=None, expression=None, frames=0,
-                            orbit=False, yaw=0.0)
     try:
-        drive = build_drive(ns, session.model, session.cfg, session.subject)
+        drive = build_drive(DriveRequest(run=session.path, audio=Path(audio)), session.model, session.cfg, session.subject)
     except DriveError as exc:
         raise UserError(str(exc)) from None
     return dataclasses.replace(session, drive=drive, animator_cache=None)
