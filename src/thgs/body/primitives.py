@@ -9,6 +9,7 @@ the caller's points are in).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -54,8 +55,18 @@ def frame(axis: np.ndarray, e1_hint: np.ndarray) -> tuple[np.ndarray, np.ndarray
     return e1, np.cross(d, e1), d
 
 
+@dataclass(frozen=True)
+class Rings:
+    """How finely a tube is meshed: ``around`` vertices per ring, ``body`` rings from a to b inclusive,
+    ``cap`` cap rings + 1 at each end."""
+
+    around: int
+    body: int
+    cap: int
+
+
 def tube(a: np.ndarray, b: np.ndarray, e1_hint: np.ndarray, profile: Sequence[tuple[float, float, float]],
-         caps: tuple[float, float], n_around: int, n_body: int, n_cap: int, snap: Sequence[float] = (),
+         caps: tuple[float, float], rings: Rings, snap: Sequence[float] = (),
          squareness: float = 2.0) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray], np.ndarray]:
     """A capsule-like tube from a to b with elliptic (or superelliptic) cross-sections.
 
@@ -65,12 +76,13 @@ def tube(a: np.ndarray, b: np.ndarray, e1_hint: np.ndarray, profile: Sequence[tu
         profile: (t in [0, 1], r1, r2) control points, r1 along e1 and r2 along e2 = d x e1, linearly
             interpolated along the axis.
         caps: lengths of the rounded caps beyond a and beyond b.
-        n_around: vertices per ring; n_body: rings from a to b inclusive; n_cap: cap rings + 1 per end.
+        rings: the mesh resolution (:class:`Rings`).
         snap: axial coordinates (distance from a) where a ring must lie, e.g. joints.
         squareness: 2 = ellipse, larger = boxier cross-sections.
     Returns:
-        rings [R, n_around, 3], poles (start, end) [3] each, ring_s [R] axial coordinates.
+        rings [R, rings.around, 3], poles (start, end) [3] each, ring_s [R] axial coordinates.
     """
+    n_around, n_body, n_cap = rings.around, rings.body, rings.cap
     e1, e2, d = frame(b - a, e1_hint)
     L = float(np.linalg.norm(b - a))
     s_body = np.linspace(0.0, L, n_body)
@@ -88,9 +100,9 @@ def tube(a: np.ndarray, b: np.ndarray, e1_hint: np.ndarray, profile: Sequence[tu
     th = ring_angles(n_around)
     e = 2.0 / squareness
     C, S = signed_power(np.cos(th), e), signed_power(np.sin(th), e)
-    rings = (a + s_all[:, None, None] * d + r1[:, None, None] * C[None, :, None] * e1
-             + r2[:, None, None] * S[None, :, None] * e2)
-    return rings, (a - c0 * d, b + c1 * d), s_all
+    pts = (a + s_all[:, None, None] * d + r1[:, None, None] * C[None, :, None] * e1
+           + r2[:, None, None] * S[None, :, None] * e2)
+    return pts, (a - c0 * d, b + c1 * d), s_all
 
 
 def ellipsoid(center: np.ndarray, axis: np.ndarray, e1_hint: np.ndarray, radii: tuple[float, float, float],

@@ -41,7 +41,7 @@ import torch
 
 from thgs.body.joints import SMPLX_JOINT_NAMES, SMPLX_PARENTS
 from thgs.body.model import BodyModel, MouthDefinition
-from thgs.body.primitives import ellipsoid, latlong_faces, ring_angles, tube, unit
+from thgs.body.primitives import Rings, ellipsoid, latlong_faces, ring_angles, tube, unit
 
 EXPRESSION_NAMES: tuple[str, ...] = (
     "jaw_open", "lip_round", "smile", "frown", "brow_raise", "blink", "mouth_left", "mouth_right",
@@ -339,7 +339,7 @@ def _build() -> _ToyArrays:
 
     neck_a, neck_b = _vec(0, 1.36, 0), _vec(0, 1.575, 0)
     r, p, s = tube(neck_a, neck_b, z, [(0, 0.052, 0.056), (0.5, 0.046, 0.050), (1, 0.048, 0.052)],
-                    (0.02, 0.02), 20, 8, 3, snap=[1.45 - 1.36, 1.53 - 1.36])
+                    (0.02, 0.02), Rings(20, 8, 3), snap=[1.45 - 1.36, 1.53 - 1.36])
     mb.add("neck", r, p, s, neck_a, unit(neck_b - neck_a))
 
     torso_a, torso_b = _vec(0, 0.86, 0), _vec(0, 1.41, 0)
@@ -347,7 +347,7 @@ def _build() -> _ToyArrays:
     prof = [((yy - 0.86) / L, rz, rx) for yy, rz, rx in
             [(0.86, 0.095, 0.155), (0.95, 0.10, 0.16), (1.06, 0.09, 0.14), (1.18, 0.10, 0.15),
              (1.30, 0.11, 0.165), (1.41, 0.09, 0.175)]]
-    r, p, s = tube(torso_a, torso_b, z, prof, (0.075, 0.06), 32, 20, 4,
+    r, p, s = tube(torso_a, torso_b, z, prof, (0.075, 0.06), Rings(32, 20, 4),
                     snap=[0.95 - 0.86, 1.06 - 0.86, 1.18 - 0.86, 1.30 - 0.86], squareness=2.6)
     mb.add("torso", r, p, s, torso_a, y)
 
@@ -358,23 +358,24 @@ def _build() -> _ToyArrays:
         prof = [((xx - 0.11) / 0.58, rz, ry_) for xx, rz, ry_ in
                 [(0.11, 0.05, 0.05), (0.17, 0.055, 0.052), (0.30, 0.047, 0.045), (0.43, 0.038, 0.036),
                  (0.52, 0.041, 0.038), (0.67, 0.033, 0.026), (0.69, 0.032, 0.025)]]
-        r, p, s = tube(a, b, z, prof, (0.04, 0.02), 16, 18, 3, snap=[0.06, 0.32, 0.56])
+        r, p, s = tube(a, b, z, prof, (0.04, 0.02), Rings(16, 18, 3), snap=[0.06, 0.32, 0.56])
         mb.add(f"{side}_arm", r, p, s, a, unit(b - a))
         # leg: hip to ankle
         a, b = _vec(0.085, 0.97, 0) * S, _vec(0.085, 0.085, 0) * S
         prof = [((0.97 - yy) / 0.885, rz, rx) for yy, rz, rx in
                 [(0.97, 0.075, 0.08), (0.88, 0.085, 0.085), (0.70, 0.07, 0.07), (0.50, 0.05, 0.052),
                  (0.38, 0.055, 0.05), (0.15, 0.04, 0.038), (0.085, 0.035, 0.033)]]
-        r, p, s = tube(a, b, z, prof, (0.05, 0.035), 16, 20, 3, snap=[0.09, 0.47, 0.885])
+        r, p, s = tube(a, b, z, prof, (0.05, 0.035), Rings(16, 20, 3), snap=[0.09, 0.47, 0.885])
         mb.add(f"{side}_leg", r, p, s, a, unit(b - a))
         # foot: heel to toe
         a, b = ends[f"{side}_heel"], ends[f"{side}_toe"]
-        r, p, s = tube(a, b, y, [(0, 0.04, 0.035), (0.75, 0.03, 0.045), (1, 0.02, 0.04)], (0.03, 0.03), 12, 8, 3,
+        r, p, s = tube(a, b, y, [(0, 0.04, 0.035), (0.75, 0.03, 0.045), (1, 0.02, 0.04)], (0.03, 0.03),
+                        Rings(12, 8, 3),
                         snap=[float(np.linalg.norm(joints[f"{side}_foot"] - a))])
         mb.add(f"{side}_foot", r, p, s, a, unit(b - a))
         # palm
         a, b = _vec(0.655, _ARM_Y, 0) * S, _vec(0.772, _ARM_Y, 0) * S
-        r, p, s = tube(a, b, z, [(0, 0.036, 0.014), (1, 0.043, 0.012)], (0.012, 0.012), 14, 6, 2,
+        r, p, s = tube(a, b, z, [(0, 0.036, 0.014), (1, 0.043, 0.012)], (0.012, 0.012), Rings(14, 6, 2),
                         snap=[0.015], squareness=3.0)
         mb.add(f"{side}_palm", r, p, s, a, unit(b - a))
         # fingers
@@ -383,7 +384,8 @@ def _build() -> _ToyArrays:
             d = unit(tip - base)
             a, b = base - 0.01 * d, tip - 0.8 * rad * d
             Lf = float(np.linalg.norm(b - a))
-            r, p, s = tube(a, b, y, [(0, rad, rad * 0.9), (1, rad * 0.8, rad * 0.72)], (0.006, 0.8 * rad), 8, 10, 2,
+            r, p, s = tube(a, b, y, [(0, rad, rad * 0.9), (1, rad * 0.8, rad * 0.72)], (0.006, 0.8 * rad),
+                            Rings(8, 10, 2),
                             snap=[0.01, 0.01 + lengths[0], 0.01 + lengths[0] + lengths[1]])
             assert Lf > 0
             mb.add(f"{side}_{name}", r, p, s, a, d)
@@ -391,7 +393,7 @@ def _build() -> _ToyArrays:
         d = unit(tip - base)
         a, b = base - 0.012 * d, tip - 0.8 * _THUMB_RADIUS * d
         r, p, s = tube(a, b, y, [(0, _THUMB_RADIUS * 1.1, _THUMB_RADIUS), (1, _THUMB_RADIUS * 0.8, _THUMB_RADIUS * 0.75)],
-                        (0.006, 0.8 * _THUMB_RADIUS), 8, 10, 2,
+                        (0.006, 0.8 * _THUMB_RADIUS), Rings(8, 10, 2),
                         snap=[0.012, 0.012 + _THUMB_LENGTHS[0], 0.012 + _THUMB_LENGTHS[0] + _THUMB_LENGTHS[1]])
         mb.add(f"{side}_thumb", r, p, s, a, d)
 

@@ -83,7 +83,7 @@ def _talkingavatar(args: argparse.Namespace) -> int:
 def _show(args: argparse.Namespace) -> int:
     from thgs.cli import UserError
     from thgs.importers.show import field_stats, import_show_into, num_frames, read_show, show_camera, show_params
-    from thgs.io.ingest import ingest_video
+    from thgs.io.ingest import Clip, Tracked, ingest_video
 
     if (args.video is None) == (args.into is None):
         raise UserError("give either --video VIDEO OUT (a new subject) or --into SUBJECT (an ingested one)")
@@ -100,10 +100,10 @@ def _show(args: argparse.Namespace) -> int:
     if args.into is not None:
         out = import_show_into(args.into, data, params, body, progress=not args.quiet, where=where)
     else:
-        out = ingest_video(args.video, args.out, height=args.size, overwrite=args.overwrite,
-                           progress=not args.quiet, params=params, body=body, expected_frames=num_frames(data),
-                           camera=lambda w, h: show_camera(data, w, h, where),
-                           source=f"show:{where} + ingest:{Path(args.video).name}")
+        tracked = Tracked(params=params, body=body, expected_frames=num_frames(data),
+                          camera=lambda w, h: show_camera(data, w, h, where))
+        out = ingest_video(args.video, args.out, Clip(height=args.size), tracked=tracked, overwrite=args.overwrite,
+                           progress=not args.quiet, source=f"show:{where} + ingest:{Path(args.video).name}")
     _summary(out)
     return 0
 

@@ -37,7 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from thgs.cli import UserError
     from thgs.data.format import SubjectError
-    from thgs.io.ingest import ingest_video
+    from thgs.io.ingest import Clip, ingest_video
     from thgs.io.video import VideoError
 
     for flag, value, low in (("--start", args.start, 0.0), ("--max-seconds", args.max_seconds, None),
@@ -47,9 +47,10 @@ def run(args: argparse.Namespace) -> int:
     if args.size is not None and args.size < 2:
         raise UserError(f"--size must be at least 2 pixels, got {args.size}")
     try:
-        out = ingest_video(args.video, args.out, start=args.start, max_seconds=args.max_seconds,
-                           height=args.size, fps=args.fps, overwrite=args.overwrite, progress=not args.quiet,
-                           name=args.name, pad_audio=args.pad_audio)
+        clip = Clip(start=args.start, max_seconds=args.max_seconds, height=args.size, fps=args.fps,
+                    pad_audio=args.pad_audio)
+        out = ingest_video(args.video, args.out, clip, overwrite=args.overwrite, progress=not args.quiet,
+                           name=args.name)
     except (VideoError, SubjectError) as exc:
         raise UserError(str(exc)) from exc
     from thgs.data.subject import open_subject

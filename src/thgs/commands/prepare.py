@@ -126,7 +126,7 @@ def ingest_into(video: Path, out: Path, *, start: float = 0.0, max_seconds: floa
     """Ingest ``video`` into ``out``; returns whether this run made ``out`` (False: resumed an earlier one)."""
     from thgs.cli import UserError
     from thgs.data.format import SubjectError
-    from thgs.io.ingest import ingest_video
+    from thgs.io.ingest import Clip, ingest_video
     from thgs.io.video import VideoError
 
     if out.exists() and any(out.iterdir()):
@@ -141,7 +141,7 @@ def ingest_into(video: Path, out: Path, *, start: float = 0.0, max_seconds: floa
     if size is not None and size < 2:
         raise UserError(f"--size must be at least 2 pixels, got {size}")
     try:
-        ingest_video(video, out, start=start, max_seconds=max_seconds, height=size, progress=progress)
+        ingest_video(video, out, Clip(start=start, max_seconds=max_seconds, height=size), progress=progress)
     except (VideoError, SubjectError) as exc:
         raise UserError(str(exc)) from exc
     return True

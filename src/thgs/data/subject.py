@@ -12,7 +12,6 @@ import abc
 import json
 import operator
 import os
-import wave
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Literal
@@ -315,17 +314,18 @@ class FolderSubject(Subject):
     def audio(self) -> tuple[np.ndarray, int]:
         if not self.has_audio:
             raise SubjectError(self.root, [f"{AUDIO_FILE}: this subject has no audio (meta.json field 'audio' is null)"])
+        from thgs.io.audio_io import WAV_ERRORS, read_wav
+
         path = self.root / AUDIO_FILE
         try:
-            with wave.open(str(path), "rb") as f:
-                if (f.getnchannels(), f.getsampwidth(), f.getframerate()) != (1, 2, AUDIO_SAMPLE_RATE):
-                    raise SubjectError(path, [f"{AUDIO_FILE}: expected 16-bit mono at {AUDIO_SAMPLE_RATE} Hz, got "
-                                              f"{8 * f.getsampwidth()}-bit, {f.getnchannels()} channel(s) at "
-                                              f"{f.getframerate()} Hz"])
-                data = f.readframes(f.getnframes())
+            f, data = read_wav(path)
+            if (f.channels, f.sample_width, f.sample_rate) != (1, 2, AUDIO_SAMPLE_RATE):
+                raise SubjectError(path, [f"{AUDIO_FILE}: expected 16-bit mono at {AUDIO_SAMPLE_RATE} Hz, got "
+                                          f"{8 * f.sample_width}-bit, {f.channels} channel(s) at "
+                                          f"{f.sample_rate} Hz"])
         except FileNotFoundError:
             raise SubjectError(path, [f"{AUDIO_FILE}: missing"]) from None
-        except (wave.Error, EOFError, OSError) as exc:
+        except WAV_ERRORS as exc:
             raise SubjectError(path, [f"{AUDIO_FILE}: cannot be read ({exc})"]) from exc
         pcm = np.frombuffer(data, dtype="<i2")
         return (pcm.astype(np.float32) / 32767.0).clip(-1.0, 1.0), AUDIO_SAMPLE_RATE
@@ -430,20 +430,21 @@ class FolderSubject(Subject):
                                num_betas=b.get("num_betas"), num_expressions=b.get("num_expressions"))
 
     def _audio_problems(self, full: bool) -> list[str]:
+        from thgs.io.audio_io import WAV_ERRORS, read_wav
+
         path = self.root / AUDIO_FILE
         declared = self.meta["audio"]["num_samples"]
         try:
-            with wave.open(str(path), "rb") as f:
-                fmt = (f.getnchannels(), f.getsampwidth(), f.getframerate())
-                n = f.getnframes()
-                if fmt != (1, 2, AUDIO_SAMPLE_RATE):
-                    return [f"{AUDIO_FILE}: expected 16-bit mono at {AUDIO_SAMPLE_RATE} Hz, got {8 * fmt[1]}-bit, "
-                            f"{fmt[0]} channel(s) at {fmt[2]} Hz"]
-                if full and len(f.readframes(n)) != 2 * n:
-                    return [f"{AUDIO_FILE}: truncated (header declares {n} samples)"]
+            f, data = read_wav(path, samples=full)
+            fmt, n = (f.channels, f.sample_width, f.sample_rate), f.num_samples
+            if fmt != (1, 2, AUDIO_SAMPLE_RATE):
+                return [f"{AUDIO_FILE}: expected 16-bit mono at {AUDIO_SAMPLE_RATE} Hz, got {8 * fmt[1]}-bit, "
+                        f"{fmt[0]} channel(s) at {fmt[2]} Hz"]
+            if full and len(data) != 2 * n:
+                return [f"{AUDIO_FILE}: truncated (header declares {n} samples)"]
         except FileNotFoundError:
             return [f"{AUDIO_FILE}: missing (declared in meta.json field 'audio')"]
-        except (wave.Error, EOFError, OSError) as exc:
+        except WAV_ERRORS as exc:
             return [f"{AUDIO_FILE}: cannot be read as a WAV file ({exc})"]
         out = []
         if n != declared:

@@ -17,12 +17,10 @@ import json
 import os
 import shutil
 import tempfile
-import wave
 import weakref
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
-from fractions import Fraction
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
@@ -54,7 +52,7 @@ from thgs.data.format import (
     params_problems,
     split_problems,
 )
-__all__ = ["write_subject", "default_split", "SubjectWriter", "add_features", "PNG_COMPRESS_LEVEL"]
+__all__ = ["write_subject", "default_split", "SubjectParts", "SubjectWriter", "add_features", "PNG_COMPRESS_LEVEL"]
 
 #: zlib level for the PNG frames: 1 is several times faster than PIL's default 6 for ~10% larger files.
 PNG_COMPRESS_LEVEL = 1
@@ -65,21 +63,55 @@ _ENCODE_WORKERS = max(1, min(4, os.cpu_count() or 1))
 # ------------------------------------------------------------------------------------ input checking
 
 
-@dataclass
+@dataclass(frozen=True)
+class SubjectParts:
+    """Everything a subject holds besides its frames and masks, as the caller gives it (the keyword
+    arguments of :func:`write_subject` and :meth:`SubjectWriter.finish`, described there). Checked and
+    normalised once, into the writer's prepared form."""
+
+    camera: Any
+    audio: Any = None
+    params: Mapping[str, Any] | None = None
+    body: Mapping[str, Any] | None = None
+    split: Mapping[str, Sequence[int]] | None = None
+    name: str | None = None
+    background: Sequence[float] | None = None
+    views: Mapping[str, Mapping[str, Any]] | None = None
+    truth: Mapping[str, Any] | None = None
+    features: Mapping[str, Any] | None = None
+    source: str = ""
+
+
+@dataclass(frozen=True)
+class _View:
+    """A checked extra view: its camera (JSON-ready, with width and height), frame indices, [h, w, 3] uint8
+    images and [h, w] uint8 masks (or None)."""
+
+    camera: dict[str, Any]
+    frames: list[int]
+    images: list[np.ndarray]
+    masks: list[np.ndarray] | None
+
+
+@dataclass(frozen=True)
 class _Prepared:
-    """Checked and normalised inputs of a subject, ready to write."""
+    """Checked and normalised inputs of a subject, ready to write.
+
+    ``num_frames`` is the frame count the checks that need one were made for; None when the frames were
+    not counted yet (an iterator): :func:`_count_problems` makes those checks once they are."""
 
     camera: dict[str, Any]
     audio: np.ndarray | None  # float32 [N] at 16 kHz
     params: dict[str, np.ndarray] | None
     body: dict[str, Any] | None
     split: dict[str, list[int]] | None
-    views: dict[str, dict[str, Any]] = field(default_factory=dict)
+    views: dict[str, _View] = field(default_factory=dict)
     truth: dict[str, np.ndarray] | None = None
     features: dict[str, np.ndarray] = field(default_factory=dict)
     background: list[float] | None = None
     name: str = ""
     source: str = ""
+    num_frames: int | None = None
 
 
 def _fix(messages: list[str]) -> list[str]:
@@ -121,44 +153,11 @@ def _camera_dict(camera: Any, where: str) -> tuple[dict[str, Any] | None, list[s
     return (None if problems else cam), problems
 
 
-def _decode_audio_file(path: Path) -> np.ndarray:
-    """Decode the first audio stream of ``path`` to float32 mono at 16 kHz with PyAV."""
-    import av
-
-    chunks: list[np.ndarray] = []
-    try:
-        with av.open(str(path)) as container:
-            if not container.streams.audio:
-                raise SubjectError(path, [f"audio: {path} has no audio stream"])
-            stream = container.streams.audio[0]
-            # planar float at 16 kHz, channels kept: they are averaged here (ffmpeg's own downmix to
-            # mono scales each channel by -3 dB, which changes the level).
-            resampler = av.AudioResampler(format="fltp", rate=AUDIO_SAMPLE_RATE)
-            for frame in container.decode(stream):
-                for out in resampler.resample(frame):
-                    chunks.append(out.to_ndarray().mean(axis=0))
-            for out in resampler.resample(None):
-                chunks.append(out.to_ndarray().mean(axis=0))
-    except SubjectError:
-        raise
-    except (av.error.FFmpegError, OSError, ValueError) as exc:  # type: ignore[attr-defined]
-        raise SubjectError(path, [f"audio: cannot decode {path} ({exc})"]) from exc
-    if not chunks:
-        raise SubjectError(path, [f"audio: {path} holds no audio samples"])
-    return np.concatenate(chunks).astype(np.float32)
-
-
-def _resample(x: np.ndarray, sr: int) -> np.ndarray:
-    if sr == AUDIO_SAMPLE_RATE:
-        return x
-    from scipy.signal import resample_poly
-
-    ratio = Fraction(AUDIO_SAMPLE_RATE, sr)
-    return resample_poly(x.astype(np.float64), ratio.numerator, ratio.denominator).astype(np.float32)
-
-
 def _audio_array(audio: Any) -> tuple[np.ndarray | None, list[str]]:
-    """``audio`` (a path, or ``(samples, sample_rate)``) as float32 mono at 16 kHz in [-1, 1]."""
+    """``audio`` (a path, or ``(samples, sample_rate)``) as float32 mono at 16 kHz in [-1, 1], decoded and
+    resampled by :mod:`thgs.io.audio_io`."""
+    from thgs.io.audio_io import AudioError, read_audio, resample
+
     if audio is None:
         return None, []
     if isinstance(audio, (str, os.PathLike)):
@@ -166,9 +165,9 @@ def _audio_array(audio: Any) -> tuple[np.ndarray | None, list[str]]:
         if not path.is_file():
             return None, [f"audio: no such file {path}"]
         try:
-            return _decode_audio_file(path), []
-        except SubjectError as exc:
-            return None, exc.problems
+            return read_audio(path, sample_rate=AUDIO_SAMPLE_RATE)[0], []
+        except AudioError as exc:
+            return None, [f"audio: cannot decode {exc}"]
     if not (isinstance(audio, (tuple, list)) and len(audio) == 2):
         return None, [f"audio: expected a file path or (samples, sample_rate), got {type(audio).__name__}"]
     samples, sr = audio
@@ -189,7 +188,7 @@ def _audio_array(audio: Any) -> tuple[np.ndarray | None, list[str]]:
     if peak > 1.0 + 1e-3:
         return None, [f"audio: float samples must lie in [-1, 1], peak is {peak:.4g} (integer-scaled samples? "
                       f"divide by 32768)"]
-    y = _resample(x.astype(np.float32), int(sr))
+    y = resample(x.astype(np.float32), int(sr), AUDIO_SAMPLE_RATE)
     return np.clip(y, -1.0, 1.0).astype(np.float32), []
 
 
@@ -320,13 +319,13 @@ def _mask_array(mask: Any, height: int, width: int, where: str) -> tuple[np.ndar
     return None, f"{where}: must be bool, uint8 or float, got dtype {arr.dtype}"
 
 
-def _views(views: Any, num_frames: int | None, width: int, height: int
-           ) -> tuple[dict[str, dict[str, Any]], list[str]]:
+def _views(views: Any, width: int, height: int) -> tuple[dict[str, _View], list[str]]:
+    """The extra views, checked but for their frame indices (:func:`_count_problems` checks those)."""
     if views is None:
         return {}, []
     if not isinstance(views, Mapping):
         return {}, [f"views: expected a dict name -> dict(camera, frames, images), got {type(views).__name__}"]
-    out: dict[str, dict[str, Any]] = {}
+    out: dict[str, _View] = {}
     problems: list[str] = []
     for name, v in views.items():
         w = f"views['{name}']"
@@ -351,9 +350,6 @@ def _views(views: Any, num_frames: int | None, width: int, height: int
             problems.append(f"{w}: field(s) {bad} must be lists")
             continue
         frames = [int(f) if isinstance(f, (int, np.integer)) and not isinstance(f, bool) else f for f in v["frames"]]
-        if num_frames is not None:
-            p = frame_list_problems(frames, num_frames, f"{w}: field 'frames'")
-            problems += p
         images, masks = list(v["images"]), v.get("masks")
         masks = list(masks) if masks is not None else None
         if len(images) != len(frames):
@@ -374,60 +370,66 @@ def _views(views: Any, num_frames: int | None, width: int, height: int
             if p1:
                 problems.append(p1)
             msks.append(arr)
-        out[str(name)] = {"camera": cam, "frames": frames, "images": imgs, "masks": msks if masks is not None else None}
+        out[str(name)] = _View(camera=cam, frames=frames, images=imgs, masks=msks if masks is not None else None)
     return out, problems
 
 
-def _prepare(*, num_frames: int | None, width: int, height: int, fps: Any, camera: Any, audio: Any,
-             params: Any, body: Any, split: Any, views: Any, truth: Any, features: Any, background: Any,
-             name: Any, source: Any) -> tuple[_Prepared | None, list[str]]:
-    """Check and normalise every non-frame input; ``num_frames`` None skips the checks that need it."""
+@dataclass(frozen=True)
+class _FrameSpec:
+    """What the frames are: their size and rate."""
+
+    width: int
+    height: int
+    fps: Any
+
+
+def _prepare(parts: SubjectParts, spec: _FrameSpec, num_frames: int | None, default_name: str
+             ) -> tuple[_Prepared | None, list[str]]:
+    """Check and normalise every non-frame input, once; ``num_frames`` None (frames not counted yet) leaves
+    the checks that need the count to :func:`_count_problems`. ``default_name``: the name when none is given."""
+    width, height, fps = spec.width, spec.height, spec.fps
     problems: list[str] = []
     if not is_number(fps) or not fps > 0:
         problems.append(f"fps: must be a positive number, got {fps!r}")
-    cam, p = _camera_dict(camera, "camera")
+    cam, p = _camera_dict(parts.camera, "camera")
     problems += p
     if cam is not None:
         for key, val in (("width", width), ("height", height)):
             if cam.setdefault(key, val) != val:
                 problems.append(f"camera: field '{key}' is {cam[key]}, but the frames are {width}x{height}")
-    wav, p = _audio_array(audio)
+    wav, p = _audio_array(parts.audio)
     problems += p
-    prm, p = _params_arrays(params)
+    prm, p = _params_arrays(parts.params)
     problems += p
-    bdy, p = _body_dict(body, prm)
+    bdy, p = _body_dict(parts.body, prm)
     problems += p
-    if prm is not None:
-        t = num_frames
-        if t is None:  # frames of unknown count: the per-frame arrays must agree (the majority is right)
-            counts = [prm[k].shape[0] for k in ("pose", "transl", "expression") if prm[k].ndim >= 1]
-            t = max(counts, key=counts.count) if counts else None
-        b = bdy or {}
-        problems += params_problems(prm, num_frames=t, num_joints=b.get("num_joints"), num_betas=b.get("num_betas"),
-                                    num_expressions=b.get("num_expressions"), where="params")
+    if prm is not None and num_frames is None:  # frames of unknown count: the per-frame arrays must agree
+        counts = [prm[k].shape[0] for k in ("pose", "transl", "expression") if prm[k].ndim >= 1]
+        t = max(counts, key=counts.count) if counts else None  # (the majority is right)
+        problems += _params_problems(prm, bdy, t)
+    split = parts.split
     spl = None
     if split is not None:
         if isinstance(split, Mapping):
             spl = {str(k): [int(i) if isinstance(i, (int, np.integer)) and not isinstance(i, bool) else i
                             for i in v] if isinstance(v, (list, tuple, np.ndarray, range)) else v
                    for k, v in split.items()}
-            if num_frames is not None:
-                problems += _fix(split_problems(spl, num_frames, "split: field '"))
         else:
             problems.append(f"split: expected dict(train=[...], test=[...]) or None, got {type(split).__name__}")
-    vws, p = _views(views, num_frames, width, height)
+    vws, p = _views(parts.views, width, height)
     problems += p
-    trth, p = _array_dict(truth, "truth")
+    trth, p = _array_dict(parts.truth, "truth")
     problems += p
-    feats, p = _array_dict(features, "features")
+    feats, p = _array_dict(parts.features, "features")
     problems += p
     for key, arr in (feats or {}).items():
-        if arr.ndim < 1 or (num_frames is not None and arr.shape[0] != num_frames):
+        if arr.ndim < 1:
             problems.append(f"features: field '{key}' has shape {arr.shape}, expected first dimension "
                             f"{num_frames if num_frames is not None else 'num_frames'}")
         elif arr.dtype.kind == "f" and not np.isfinite(arr).all():
             problems.append(f"features: field '{key}' holds non-finite values")
     bg = None
+    background = parts.background
     if background is not None:
         try:
             bg = [float(c) for c in np.asarray(background, dtype=np.float64).reshape(-1)]
@@ -435,18 +437,45 @@ def _prepare(*, num_frames: int | None, width: int, height: int, fps: Any, camer
             bg = []
         if len(bg) != 3 or not all(0.0 <= c <= 1.0 for c in bg):
             problems.append(f"background: expected [r, g, b] in 0..1 or None, got {background!r}")
+    name = default_name if parts.name is None else parts.name
     if not isinstance(name, str) or not name:
         problems.append(f"name: must be a non-empty string, got {name!r}")
-    if not isinstance(source, str):
-        problems.append(f"source: must be a string, got {source!r}")
-    if wav is not None and num_frames is not None and is_number(fps) and fps > 0:
-        if not audio_covers_video(len(wav), AUDIO_SAMPLE_RATE, num_frames, float(fps)):
-            problems.append(audio_short_message("audio", len(wav), AUDIO_SAMPLE_RATE, num_frames, float(fps)))
+    if not isinstance(parts.source, str):
+        problems.append(f"source: must be a string, got {parts.source!r}")
+    prep = _Prepared(camera=cam or {}, audio=wav, params=prm, body=bdy, split=spl, views=vws, truth=trth,
+                     features=feats or {}, background=bg, name=name, source=parts.source)
+    if num_frames is not None:
+        problems += _count_problems(prep, num_frames, fps)
     if problems:
         return None, problems
-    assert cam is not None
-    return _Prepared(camera=cam, audio=wav, params=prm, body=bdy, split=spl, views=vws, truth=trth,
-                     features=feats or {}, background=bg, name=name, source=source), []
+    return replace(prep, num_frames=num_frames), []
+
+
+def _params_problems(params: dict[str, np.ndarray], body: dict[str, Any] | None, num_frames: int | None
+                     ) -> list[str]:
+    b = body or {}
+    return params_problems(params, num_frames=num_frames, num_joints=b.get("num_joints"),
+                           num_betas=b.get("num_betas"), num_expressions=b.get("num_expressions"), where="params")
+
+
+def _count_problems(prep: _Prepared, num_frames: int, fps: Any) -> list[str]:
+    """The checks that need the frame count: per-frame parameters, split, view frames, feature lengths,
+    audio duration (each skipped where its input is absent or already refused)."""
+    problems: list[str] = []
+    if prep.params is not None:
+        problems += _params_problems(prep.params, prep.body, num_frames)
+    if prep.split is not None:
+        problems += _fix(split_problems(prep.split, num_frames, "split: field '"))
+    for name, view in prep.views.items():
+        problems += frame_list_problems(view.frames, num_frames, f"views['{name}']: field 'frames'")
+    for key, arr in prep.features.items():
+        if arr.ndim >= 1 and arr.shape[0] != num_frames:
+            problems.append(f"features: field '{key}' has shape {arr.shape}, expected first dimension {num_frames}")
+    wav = prep.audio
+    if wav is not None and is_number(fps) and fps > 0:
+        if not audio_covers_video(len(wav), AUDIO_SAMPLE_RATE, num_frames, float(fps)):
+            problems.append(audio_short_message("audio", len(wav), AUDIO_SAMPLE_RATE, num_frames, float(fps)))
+    return problems
 
 
 # ----------------------------------------------------------------------------------------------- files
@@ -456,15 +485,6 @@ def _save_png(path: Path, array: np.ndarray) -> None:
     from PIL import Image
 
     Image.fromarray(array).save(path, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
-
-
-def _write_wav(path: Path, samples: np.ndarray) -> None:
-    pcm = np.clip(np.round(samples.astype(np.float64) * 32767.0), -32768, 32767).astype("<i2")
-    with wave.open(str(path), "wb") as f:
-        f.setnchannels(1)
-        f.setsampwidth(2)
-        f.setframerate(AUDIO_SAMPLE_RATE)
-        f.writeframes(pcm.tobytes())
 
 
 def _json_ready(obj: Any) -> Any:
@@ -618,31 +638,43 @@ class SubjectWriter:
             self._pool = None
         self._pending.clear()
 
-    def finish(self, *, camera: Any, audio: Any = None, params: Mapping[str, Any] | None = None,
-               body: Mapping[str, Any] | None = None, split: Mapping[str, Sequence[int]] | None = None,
-               name: str | None = None, background: Sequence[float] | None = None,
-               views: Mapping[str, Mapping[str, Any]] | None = None, truth: Mapping[str, Any] | None = None,
-               features: Mapping[str, Any] | None = None, source: str = "") -> Path:
+    def finish(self, **parts: Any) -> Path:
         """Check everything against the frames written, write the rest and rename the subject into place.
 
-        Arguments are those of :func:`write_subject`. On any problem the partial subject is removed and
+        Keyword arguments are the fields of :class:`SubjectParts` (those of :func:`write_subject` but the
+        frames and masks; ``camera`` is required). On any problem the partial subject is removed and
         :class:`SubjectError` lists every problem.
         """
+        self._staging()
+        try:
+            prep, problems = _prepare(SubjectParts(**parts), self._spec(), self.num_frames or None, self.out_dir.name)
+            if self.num_frames == 0:
+                problems.insert(0, "frames: no frames were given")
+            if problems:
+                raise SubjectError(self.out_dir, problems)
+            assert prep is not None
+        except BaseException:
+            self.abort()
+            raise
+        return self._complete(prep)
+
+    def _spec(self) -> _FrameSpec:
+        return _FrameSpec(width=self.width, height=self.height, fps=self.fps)
+
+    def _complete(self, prep: _Prepared) -> Path:
+        """Write the prepared inputs beside the frames and rename the subject into place; the checks that
+        need the frame count run here when ``prep`` was checked before the frames were counted."""
         tmp = self._staging()
         try:
             self._drain()
             self._close_pool()
-            problems = []
-            if self.num_frames == 0:
-                problems.append("frames: no frames were given")
-            prep, p = _prepare(num_frames=self.num_frames or None, width=self.width, height=self.height,
-                               fps=self.fps, camera=camera, audio=audio, params=params, body=body,
-                               split=split, views=views, truth=truth, features=features, background=background,
-                               name=self.out_dir.name if name is None else name, source=source)
-            problems += p
-            if problems:
-                raise SubjectError(self.out_dir, problems)
-            assert prep is not None
+            if prep.num_frames is None:
+                problems = _count_problems(prep, self.num_frames, self.fps)
+                if problems:
+                    raise SubjectError(self.out_dir, problems)
+            elif prep.num_frames != self.num_frames:
+                raise SubjectError(self.out_dir, [f"frames: {self.num_frames} written, but the inputs were checked "
+                                                  f"for {prep.num_frames}"])
             self._write_rest(tmp, prep)
             why = _existing_problem(self.out_dir, self.overwrite)
             if why:
@@ -656,13 +688,15 @@ class SubjectWriter:
             raise
 
     def _write_rest(self, tmp: Path, prep: _Prepared) -> None:
+        from thgs.io.audio_io import write_wav
+
         T = self.num_frames
         split = prep.split if prep.split is not None else default_split(T)
         if prep.params is not None:
             np.savez(tmp / PARAMS_FILE, **prep.params)
         audio_meta = None
         if prep.audio is not None:
-            _write_wav(tmp / AUDIO_FILE, prep.audio)
+            write_wav(tmp / AUDIO_FILE, prep.audio, AUDIO_SAMPLE_RATE)
             n = int(len(prep.audio))
             audio_meta = {"file": AUDIO_FILE, "sample_rate": AUDIO_SAMPLE_RATE, "num_samples": n,
                           "duration": round(n / AUDIO_SAMPLE_RATE, 6)}
@@ -674,13 +708,13 @@ class SubjectWriter:
         for vname, v in prep.views.items():
             vdir = tmp / VIEWS_DIR / vname
             vdir.mkdir(parents=True)
-            for f, img in zip(v["frames"], v["images"]):
+            for f, img in zip(v.frames, v.images):
                 _save_png(vdir / frame_file(f), img)
-            if v["masks"] is not None:
+            if v.masks is not None:
                 (vdir / MASKS_DIR).mkdir()
-                for f, m in zip(v["frames"], v["masks"]):
+                for f, m in zip(v.frames, v.masks):
                     _save_png(vdir / MASKS_DIR / frame_file(f), m)
-            views_meta[vname] = {**v["camera"], "frames": list(v["frames"]), "masks": v["masks"] is not None}
+            views_meta[vname] = {**v.camera, "frames": list(v.frames), "masks": v.masks is not None}
         if prep.truth is not None:
             np.savez(tmp / TRUTH_FILE, **prep.truth)
         from thgs import __version__
@@ -750,16 +784,15 @@ def _sized(x: Any) -> int | None:
         return None
 
 
-def write_subject(out_dir: str | os.PathLike, *, frames: Iterable[Any], fps: float, camera: Any,
-                  audio: Any = None, masks: Iterable[Any] | None = None, params: Mapping[str, Any] | None = None,
-                  body: Mapping[str, Any] | None = None, split: Mapping[str, Sequence[int]] | None = None,
-                  name: str | None = None, background: Sequence[float] | None = None,
-                  views: Mapping[str, Mapping[str, Any]] | None = None, truth: Mapping[str, Any] | None = None,
-                  source: str = "", overwrite: bool = False, progress: bool = True,
-                  features: Mapping[str, Any] | None = None) -> Path:
+def write_subject(out_dir: str | os.PathLike, *, frames: Iterable[Any], fps: float,
+                  masks: Iterable[Any] | None = None, overwrite: bool = False, progress: bool = True,
+                  **parts: Any) -> Path:
     """Write a subject folder; returns ``out_dir``.
 
-    Args:
+    Every input is checked once, before the first frame is written (the checks that need the frame count
+    after the last one when ``frames`` is an iterator of unknown length).
+
+    Args (the keyword arguments after ``progress`` are the fields of :class:`SubjectParts`):
         frames: [H, W, 3] uint8 RGB images (a sequence, or any iterable: counted while written).
         fps: frame rate of the video.
         camera: ``thgs.render.Camera`` or dict(K [3, 3], world_to_cam [4, 4], width, height; optional
@@ -795,9 +828,8 @@ def write_subject(out_dir: str | os.PathLike, *, frames: Iterable[Any], fps: flo
     height, width = int(first_arr.shape[0]), int(first_arr.shape[1])
     if n is not None and n > MAX_FRAMES:
         raise SubjectError(out_dir, [f"frames: {n} given, at most {MAX_FRAMES} are supported"])
-    prep, problems = _prepare(num_frames=n, width=width, height=height, fps=fps, camera=camera, audio=audio,
-                              params=params, body=body, split=split, views=views, truth=truth, features=features,
-                              background=background, name=out_dir.name if name is None else name, source=source)
+    prep, problems = _prepare(SubjectParts(**parts), _FrameSpec(width=width, height=height, fps=fps), n,
+                              out_dir.name)
     nm = _sized(masks) if masks is not None else None
     if n is not None and nm is not None and nm != n:
         problems.append(f"masks: {nm} given for {n} frames")
@@ -822,17 +854,7 @@ def write_subject(out_dir: str | os.PathLike, *, frames: Iterable[Any], fps: flo
             bar.update(1)
         if mask_it is not None and next(mask_it, None) is not None:
             raise SubjectError(out_dir, [f"masks: more masks than the {sw.num_frames} frames"])
-        return sw.finish(camera=prep.camera, audio=None if prep.audio is None else (prep.audio, AUDIO_SAMPLE_RATE),
-                         params=prep.params, body=prep.body, split=prep.split, name=prep.name,
-                         background=prep.background, views=_views_back(prep.views), truth=prep.truth,
-                         features=prep.features or None, source=prep.source)
-
-
-def _views_back(views: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]] | None:
-    if not views:
-        return None
-    return {k: {"camera": v["camera"], "frames": v["frames"], "images": v["images"],
-                **({"masks": v["masks"]} if v["masks"] is not None else {})} for k, v in views.items()}
+        return sw._complete(prep)
 
 
 def add_features(subject_dir: str | os.PathLike, encoder: str, features: Any) -> Path:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -32,26 +33,46 @@ def guess_camera(width: int, height: int, focal_factor: float = FOCAL_FACTOR) ->
             "estimated": True}
 
 
-def ingest_video(video: str | os.PathLike, out_dir: str | os.PathLike, *, start: float = 0.0,
-                 max_seconds: float | None = None, height: int | None = None, fps: float | None = None,
-                 overwrite: bool = False, progress: bool = True, name: str | None = None,
-                 camera: Callable[[int, int], dict[str, Any]] | None = None, params: dict[str, Any] | None = None,
-                 body: dict[str, Any] | None = None, expected_frames: int | None = None,
-                 source: str | None = None, pad_audio: bool = False) -> Path:
+@dataclass(frozen=True)
+class Clip:
+    """Which part of a video becomes the subject, at what size and rate.
+
+    ``start``: seconds skipped at the beginning; ``max_seconds``: at most this much is kept; ``height``:
+    output height in pixels (width keeps the aspect ratio, rounded to even; None keeps the size); ``fps``:
+    output frame rate (frames are selected, not blended; None keeps the video's average rate);
+    ``pad_audio``: pad audio that ends before the video with silence, however short it is (by default only
+    up to :data:`AUTO_PAD_SECONDS`; a larger gap is an error)."""
+
+    start: float = 0.0
+    max_seconds: float | None = None
+    height: int | None = None
+    fps: float | None = None
+    pad_audio: bool = False
+
+
+@dataclass(frozen=True)
+class Tracked:
+    """What a tracker found for the video: body ``params`` and ``body`` to store, ``expected_frames`` (the
+    number of frames they describe; a video that decodes to another count is refused), and ``camera(width,
+    height) -> camera dict`` for the output size (None: :func:`guess_camera`)."""
+
+    params: dict[str, Any] | None = None
+    body: dict[str, Any] | None = None
+    expected_frames: int | None = None
+    camera: Callable[[int, int], dict[str, Any]] | None = None
+
+
+def ingest_video(video: str | os.PathLike, out_dir: str | os.PathLike, clip: Clip = Clip(), *,
+                 tracked: Tracked = Tracked(), overwrite: bool = False, progress: bool = True,
+                 name: str | None = None, source: str | None = None) -> Path:
     """Decode ``video`` into a new subject at ``out_dir`` (streamed frame by frame through
     :class:`thgs.data.writer.SubjectWriter`, so nothing partial is left on failure). The train/test split is
     :func:`thgs.data.format.video_split` (the paper's for videos of 60 s or more, else the last 20% held out).
 
     Args:
-        start: seconds skipped at the beginning. max_seconds: at most this much is kept.
-        height: output height in pixels (width keeps the aspect ratio, rounded to even); None keeps the size.
-        fps: output frame rate (frames are selected, not blended); None keeps the video's average rate.
-        camera: ``camera(width, height) -> camera dict`` for the output size; default :func:`guess_camera`.
-        params, body: body parameters to store (e.g. from a tracker); ``expected_frames``: the number of frames
-            they describe; a video that decodes to another count is refused.
+        clip: the part of the video, its output size and rate (:class:`Clip`).
+        tracked: body parameters and camera from a tracker (:class:`Tracked`); none by default.
         source: the meta.json ``source`` text (default ``ingest:<file name>``).
-        pad_audio: pad audio that ends before the video with silence, however short it is (by default only
-            up to :data:`AUTO_PAD_SECONDS`; a larger gap is an error).
     Raises:
         VideoError: unreadable video, no audio track, no frames, or a start past the end.
         thgs.data.format.SubjectError: the writer refused the result (e.g. audio shorter than the video).
@@ -61,6 +82,8 @@ def ingest_video(video: str | os.PathLike, out_dir: str | os.PathLike, *, start:
     from thgs.data.format import video_split
     from thgs.data.writer import SubjectWriter
 
+    start, max_seconds, height, fps = clip.start, clip.max_seconds, clip.height, clip.fps
+    expected_frames, camera = tracked.expected_frames, tracked.camera
     video, out_dir = Path(video), Path(out_dir)
     info = probe_video(video)
     if not info.has_audio:
@@ -108,12 +131,12 @@ def ingest_video(video: str | os.PathLike, out_dir: str | os.PathLike, *, start:
             raise VideoError(f"{video}: the audio track holds no samples in the ingested span")
         short = (n_audio - audio.size) / 16000.0
         if short > 0:
-            if short > AUTO_PAD_SECONDS and not pad_audio:
+            if short > AUTO_PAD_SECONDS and not clip.pad_audio:
                 raise VideoError(f"{video}: the audio track lasts {audio.size / 16000:.3f} s but the "
                                  f"{writer.num_frames} frames last {n_audio / 16000:.3f} s; pass --pad-audio to "
                                  "pad the end with silence")
             audio = np.concatenate([audio, np.zeros(n_audio - audio.size, np.float32)])
             source += f" [audio end padded with {short:.3f} s of silence]"
         cam = camera(width, out_h) if camera is not None else guess_camera(width, out_h)
-        return writer.finish(camera=cam, audio=(audio, 16000), name=name, source=source, params=params,
-                             body=body, split=video_split(writer.num_frames, out_fps))
+        return writer.finish(camera=cam, audio=(audio, 16000), name=name, source=source, params=tracked.params,
+                             body=tracked.body, split=video_split(writer.num_frames, out_fps))

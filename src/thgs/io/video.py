@@ -331,11 +331,14 @@ def read_video_audio(path: str | os.PathLike, *, start: float = 0.0, duration: f
 
     Sample ``n`` is the sound at video time ``start + n / sample_rate`` (video time 0 = the first decoded video
     frame); where the audio starts late or ends early it is filled with silence up to ``duration``. Decodes
-    chunk by chunk, resampling with FFmpeg's resampler, channels averaged.
+    chunk by chunk, resampling with FFmpeg's resampler, channels averaged
+    (:class:`thgs.io.audio_io.StreamResampler`).
 
     Raises :class:`VideoError` when the file has no audio stream or it is undecodable.
     """
     import av
+
+    from thgs.io.audio_io import StreamResampler
 
     path = Path(path)
     container = _open(path)
@@ -344,7 +347,7 @@ def read_video_audio(path: str | os.PathLike, *, start: float = 0.0, duration: f
             raise VideoError(f"{path}: has no audio track")
         astream = container.streams.audio[0]
         t_video = _first_video_time(path)
-        resampler = av.AudioResampler(format="fltp", rate=int(sample_rate))
+        resampler = StreamResampler(int(sample_rate))
         chunks: list[np.ndarray] = []
         t_audio: float | None = None
         have = 0
@@ -353,25 +356,23 @@ def read_video_audio(path: str | os.PathLike, *, start: float = 0.0, duration: f
             for frame in container.decode(astream):
                 if t_audio is None:
                     t_audio = frame.time if frame.time is not None else 0.0
-                for out in resampler.resample(frame):
-                    arr = out.to_ndarray().astype(np.float32).mean(axis=0)
-                    chunks.append(arr)
-                    have += arr.shape[0]
+                arr = resampler.push(frame)
+                chunks.append(arr)
+                have += arr.shape[0]
                 if need_end is not None and t_audio + have / sample_rate - (t_video or 0.0) > need_end + 0.5:
                     break
             else:
-                for out in resampler.resample(None):
-                    arr = out.to_ndarray().astype(np.float32).mean(axis=0)
-                    chunks.append(arr)
-                    have += arr.shape[0]
+                arr = resampler.flush()
+                chunks.append(arr)
+                have += arr.shape[0]
                 declared = declared_duration(astream)
-                if chunks and declared is not None and (t_audio or 0.0) + have / sample_rate < declared - 0.1:
+                if have and declared is not None and (t_audio or 0.0) + have / sample_rate < declared - 0.1:
                     raise VideoError(f"{path}: audio track is truncated: its samples end at "
                                      f"{(t_audio or 0.0) + have / sample_rate:.3f} s but its container declares "
                                      f"{declared:.3f} s")
         except av.error.FFmpegError as exc:  # type: ignore[attr-defined]
             raise VideoError(f"{path}: audio track is truncated or corrupt ({exc})") from exc
-    if not chunks:
+    if have == 0:
         raise VideoError(f"{path}: audio track holds no samples")
     samples = np.concatenate(chunks)
     offset = (t_audio or 0.0) - (t_video or 0.0)  # audio time 0 relative to video time 0

@@ -230,7 +230,7 @@ def mfcc(audio: np.ndarray | Tensor, sample_rate: int = AUDIO_RATE, num_ceps: in
 
 def _to_16k_int16_scale(audio: np.ndarray | Tensor, sample_rate: int) -> np.ndarray:
     """Mono float waveform in [-1, 1] (any rate) -> int16-scale samples at 16 kHz (float64)."""
-    from scipy.signal import resample_poly
+    from thgs.io.audio_io import resample
 
     a = np.asarray(audio.cpu().numpy() if isinstance(audio, Tensor) else audio, dtype=np.float64)
     if a.ndim == 2:
@@ -238,8 +238,7 @@ def _to_16k_int16_scale(audio: np.ndarray | Tensor, sample_rate: int) -> np.ndar
     if a.ndim != 1:
         raise ValueError(f"audio must be [N] or [N, C], got shape {a.shape}")
     if sample_rate != AUDIO_RATE:
-        g = math.gcd(int(sample_rate), AUDIO_RATE)
-        a = resample_poly(a, AUDIO_RATE // g, int(sample_rate) // g)
+        a = resample(a, int(sample_rate), AUDIO_RATE).astype(np.float64)
     return np.round(np.clip(a, -1.0, 1.0) * 32768.0).clip(-32768, 32767)
 
 

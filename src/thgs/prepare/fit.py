@@ -477,13 +477,25 @@ def _clamp_(pb: _Problem, expr: Tensor) -> None:
         expr.clamp_(*pb.expr_range)
 
 
-def _fit_frames(pb: _Problem, data: _Data, frames: Tensor, state: _State, betas: Tensor | None, steps: int,
-                smooth: bool, anchor: tuple[Tensor, Tensor, Tensor] | None = None,
-                shape: "_ShapeParams | None" = None, progress: Any = None) -> None:
-    """Optimise pose, translation and expression of ``frames`` (one batch) in place in ``state``; with
-    ``shape``, also the shared shape (and focal) parameters. ``smooth``: add Eq. 17's vertex smoothness
-    between consecutive frames (``frames`` must be consecutive) and, with ``anchor`` (the previous frame's
-    pose, translation, expression, fixed), between that frame and the first one."""
+@dataclass(frozen=True)
+class _Pass:
+    """One optimisation of a batch of frames: ``steps`` Adam steps with the body shape ``betas`` fixed, or,
+    with ``shape``, the shared shape (and focal) parameters optimised too (calibration). ``smooth``: add
+    Eq. 17's vertex smoothness between consecutive frames (the batch must be consecutive) and, with
+    ``anchor`` (the previous frame's pose, translation, expression, fixed), between that frame and the
+    first one."""
+
+    steps: int
+    betas: Tensor | None = None
+    smooth: bool = False
+    anchor: tuple[Tensor, Tensor, Tensor] | None = None
+    shape: "_ShapeParams | None" = None
+
+
+def _fit_frames(pb: _Problem, data: _Data, frames: Tensor, state: _State, fit: _Pass, progress: Any = None) -> None:
+    """Optimise pose, translation and expression of ``frames`` (one batch) in place in ``state`` as ``fit``
+    says (:class:`_Pass`)."""
+    betas, steps, smooth, anchor, shape = fit.betas, fit.steps, fit.smooth, fit.anchor, fit.shape
     o = pb.options
     pose = state.pose[frames].clone().requires_grad_(True)
     transl = state.transl[frames].clone().requires_grad_(True)
@@ -750,7 +762,7 @@ def _fit_subject(inp: FitInput, body: str, o: FitOptions, device: str, progress:
     cdata = _Data(target=data.target[cframes], weight=data.weight[cframes], region=data.region,
                   bone_dir=data.bone_dir[cframes], bone_w=data.bone_w[cframes])
     with bar(o.calib_steps, "calibrate") as pbar:
-        _fit_frames(pb, cdata, local, cstate, None, o.calib_steps, smooth=False, shape=shape, progress=pbar)
+        _fit_frames(pb, cdata, local, cstate, _Pass(o.calib_steps, shape=shape), progress=pbar)
     betas_fit = shape.betas().detach().cpu().numpy().astype(np.float32)
     focal_scale = float(shape.focal_scale().detach())
     K = K.clone()
@@ -812,7 +824,8 @@ def _fit_subject(inp: FitInput, body: str, o: FitOptions, device: str, progress:
             if start > 0:
                 a = start - 1
                 anchor = (state.pose[a], state.transl[a], state.expr[a])
-            _fit_frames(pb, data, frames, state, betas_t, o.fma_steps, smooth=True, anchor=anchor, progress=pbar)
+            _fit_frames(pb, data, frames, state, _Pass(o.fma_steps, betas=betas_t, smooth=True, anchor=anchor),
+                        progress=pbar)
             if start > 0 and prev_end > start:
                 # cross-fade the overlap between the previous window's and this window's solutions
                 n = prev_end - start

@@ -247,20 +247,13 @@ def _synthesize(cfg: SynthConfig, progress: Callable[[int, int], None] | None,
     teeth_idx = torch.arange(int(teeth[0]), int(teeth[1])) if teeth is not None else None
     appearance = Appearance(render_body, seed=cfg.seed, teeth_vertices=teeth_idx)
     renderer = MeshRenderer(render_body, appearance, supersample=cfg.supersample)
-    frames: list[np.ndarray] = []
-    masks: list[np.ndarray] = []
-    views: dict[str, dict[str, Any]] = {n: dict(camera=c, frames=[], images=[], masks=[]) for n, c in view_cams.items()}
-    test = set(split["test"])
-    total = T + len(test) * len(view_cams)
-    pose = torch.from_numpy(motion.pose)
-    transl = torch.from_numpy(motion.transl)
-    expr = torch.from_numpy(motion.expression)
-    betas = torch.from_numpy(motion.betas)[None]
-    chunk = 25
-    _render_all(render_body, renderer, camera, view_cams, pose, transl, expr, betas, test, chunk,
-                frames, masks, views, progress, total, workers)
+    scene = _Scene(body=render_body, renderer=renderer, camera=camera, view_cams=view_cams,
+                   pose=torch.from_numpy(motion.pose), transl=torch.from_numpy(motion.transl),
+                   expr=torch.from_numpy(motion.expression), betas=torch.from_numpy(motion.betas)[None],
+                   test=set(split["test"]))
+    frames, masks, views = _render_all(scene, chunk=25, progress=progress, workers=workers)
     timings["render"] = time.perf_counter() - t
-    timings["render_images"] = float(total)
+    timings["render_images"] = float(len(frames) + sum(len(v["images"]) for v in views.values()))
 
     params = {"pose": motion.pose, "transl": motion.transl, "betas": motion.betas, "expression": motion.expression}
     truth = {
@@ -278,49 +271,68 @@ def _synthesize(cfg: SynthConfig, progress: Callable[[int, int], None] | None,
                        views=views, split=split, timings=timings)
 
 
-def _render_chunk(render_body: BodyModel, renderer: MeshRenderer, camera: Camera, view_cams: dict[str, Camera],
-                  pose: Tensor, transl: Tensor, expr: Tensor, betas: Tensor, test: set[int], s: int, e: int
-                  ) -> list[tuple[int, str | None, np.ndarray, np.ndarray]]:
+@dataclass(frozen=True)
+class _Scene:
+    """What every rendered frame needs: the posed body's model and renderer, the main camera and the extra
+    views' cameras, the per-frame body parameters, and the test frames (the ones the views are rendered for)."""
+
+    body: BodyModel
+    renderer: MeshRenderer
+    camera: Camera
+    view_cams: dict[str, Camera]
+    pose: Tensor
+    transl: Tensor
+    expr: Tensor
+    betas: Tensor
+    test: set[int]
+
+
+def _render_chunk(scene: _Scene, s: int, e: int) -> list[tuple[int, str | None, np.ndarray, np.ndarray]]:
     """Render frames s..e-1 (and the views of those in ``test``): a list of (frame, view or None, image, mask)."""
     out_images: list[tuple[int, str | None, np.ndarray, np.ndarray]] = []
+    betas = scene.betas
     with torch.no_grad():
-        out = render_body(pose[s:e], betas.expand(e - s, -1) if betas.shape[1] else None, expr[s:e], transl[s:e])
+        out = scene.body(scene.pose[s:e], betas.expand(e - s, -1) if betas.shape[1] else None, scene.expr[s:e],
+                         scene.transl[s:e])
         verts = out.vertices
-        normals = vertex_normals(verts, render_body.faces)
+        normals = vertex_normals(verts, scene.body.faces)
         for k in range(e - s):
             i = s + k
-            img, m = renderer.render(verts[k], normals[k], camera)
+            img, m = scene.renderer.render(verts[k], normals[k], scene.camera)
             out_images.append((i, None, img, m))
-            if i in test:
-                for name, cam in view_cams.items():
-                    vi, vm = renderer.render(verts[k], normals[k], cam)
+            if i in scene.test:
+                for name, cam in scene.view_cams.items():
+                    vi, vm = scene.renderer.render(verts[k], normals[k], cam)
                     out_images.append((i, name, vi, vm))
     return out_images
 
 
-_WORKER_ARGS: tuple | None = None
+_WORKER_SCENE: _Scene | None = None
 """What forked rendering workers inherit (set just before the pool starts, cleared after)."""
 
 
 def _worker_chunk(bounds: tuple[int, int]) -> list[tuple[int, str | None, np.ndarray, np.ndarray]]:
     torch.set_num_threads(1)
-    assert _WORKER_ARGS is not None
-    return _render_chunk(*_WORKER_ARGS, *bounds)
+    assert _WORKER_SCENE is not None
+    return _render_chunk(_WORKER_SCENE, *bounds)
 
 
-def _render_all(render_body: BodyModel, renderer: MeshRenderer, camera: Camera, view_cams: dict[str, Camera],
-                pose: Tensor, transl: Tensor, expr: Tensor, betas: Tensor, test: set[int], chunk: int,
-                frames: list[np.ndarray], masks: list[np.ndarray], views: dict[str, dict[str, Any]],
-                progress: Callable[[int, int], None] | None, total: int, workers: int = 1) -> None:
-    """Pose the body in chunks of frames and render every frame (and the views of the test frames).
+def _render_all(scene: _Scene, chunk: int, progress: Callable[[int, int], None] | None, workers: int = 1
+                ) -> tuple[list[np.ndarray], list[np.ndarray], dict[str, dict[str, Any]]]:
+    """Pose the body in chunks of frames and render every frame (and the views of the test frames): returns
+    the frames, their masks and the views (``{name: dict(camera, frames, images, masks)}``).
 
     With ``workers`` > 1 the chunks are rendered by forked processes (one torch thread each); every image
     is a deterministic function of its frame, so the result is identical to ``workers=1``.
     """
-    global _WORKER_ARGS
-    T = pose.shape[0]
+    global _WORKER_SCENE
+    T = scene.pose.shape[0]
     bounds = [(s, min(T, s + chunk)) for s in range(0, T, chunk)]
-    args = (render_body, renderer, camera, view_cams, pose, transl, expr, betas, test)
+    total = T + len(scene.test) * len(scene.view_cams)
+    frames: list[np.ndarray] = []
+    masks: list[np.ndarray] = []
+    views: dict[str, dict[str, Any]] = {n: dict(camera=c, frames=[], images=[], masks=[])
+                                        for n, c in scene.view_cams.items()}
     done = 0
 
     def collect(results: list[tuple[int, str | None, np.ndarray, np.ndarray]]) -> None:
@@ -339,15 +351,16 @@ def _render_all(render_body: BodyModel, renderer: MeshRenderer, camera: Camera, 
 
     if workers <= 1 or len(bounds) < 2 or "fork" not in mp.get_all_start_methods():
         for b in bounds:
-            collect(_render_chunk(*args, *b))
-        return
-    _WORKER_ARGS = args
+            collect(_render_chunk(scene, *b))
+        return frames, masks, views
+    _WORKER_SCENE = scene
     try:
         with mp.get_context("fork").Pool(min(workers, len(bounds))) as pool:
             for res in pool.imap(_worker_chunk, bounds):
                 collect(res)
     finally:
-        _WORKER_ARGS = None
+        _WORKER_SCENE = None
+    return frames, masks, views
 
 
 def config_dict(cfg: SynthConfig) -> dict[str, Any]:

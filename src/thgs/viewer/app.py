@@ -14,11 +14,9 @@ has interacted with the page; pressing the panel's Play button counts.
 from __future__ import annotations
 
 import base64
-import io
 import math
 import threading
 import time
-import wave
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -40,17 +38,12 @@ def default_max_height(session: AvatarSession) -> int:
 
 def wav_data_url(samples: np.ndarray, sample_rate: int) -> str:
     """Mono float samples in [-1, 1] -> ``data:audio/wav;base64,...`` (16-bit PCM)."""
+    from thgs.io.audio_io import wav_bytes
+
     x = np.asarray(samples, dtype=np.float32)
     if x.ndim > 1:
         x = x.mean(axis=tuple(range(1, x.ndim)))
-    pcm = (np.clip(x, -1.0, 1.0) * 32767.0).round().astype("<i2")
-    buf = io.BytesIO()
-    with wave.open(buf, "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(int(sample_rate))
-        w.writeframes(pcm.tobytes())
-    return "data:audio/wav;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+    return "data:audio/wav;base64," + base64.b64encode(wav_bytes(x, sample_rate)).decode("ascii")
 
 
 def audio_command(n: int, seconds: float, playing: bool, muted: bool) -> str:
