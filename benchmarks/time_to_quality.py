@@ -78,6 +78,7 @@ def run(args: argparse.Namespace, subject, work: Path) -> dict:
                      "test_psnr": psnr, "frames": "all" if last else f"<= {args.eval_frames}",
                      "gaussians": tr.model.num_gaussians})
         print(f"step {end}: {clock:.1f} s, test PSNR {psnr:.2f} dB", file=sys.stderr, flush=True)
+    tr.train()  # nothing left to train: writes the run's config, checkpoint and avatar.pt (for thgs view/eval)
     reached = next((r["train_s"] for r in rows if args.target and r["test_psnr"] >= args.target), None)
     return {"preset": args.preset, "steps": cfg.steps, "rows": rows, "target": args.target, "reached_s": reached}
 
