@@ -18,38 +18,11 @@ def _tone(sr: int, seconds: float) -> np.ndarray:
 
 
 def _video_with_sound(path, sr: int, seconds: float):
-    """A small mp4 (MPEG-4 video, AAC stereo sound) encoded with PyAV directly."""
-    import av
+    """A small mp4 (MPEG-4 video, AAC stereo sound), encoded with PyAV by thgs.io.video.write_video."""
+    from thgs.io.video import write_video
 
-    x = _tone(sr, seconds)
-    with av.open(str(path), "w") as out:
-        vs = out.add_stream("mpeg4", rate=int(FPS))
-        vs.width, vs.height, vs.pix_fmt = W, H, "yuv420p"
-        aus = out.add_stream("aac", rate=sr)
-        aus.layout = "stereo"
-        for k in range(int(seconds * FPS)):
-            img = np.full((H, W, 3), 10 * k, np.uint8)
-            for pkt in vs.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
-                out.mux(pkt)
-        for pkt in vs.encode():
-            out.mux(pkt)
-        pcm = np.clip(np.round(x * 32767), -32768, 32767).astype(np.int16)
-        resampler = av.AudioResampler(format=aus.codec_context.codec.audio_formats[0].name, layout="stereo", rate=sr)
-        pts = 0
-        for s in range(0, pcm.shape[1], 1024):
-            frame = av.AudioFrame.from_ndarray(pcm[:, s:s + 1024].T.reshape(1, -1).copy(), format="s16",
-                                               layout="stereo")
-            frame.sample_rate, frame.pts = sr, pts
-            pts += frame.samples
-            for f in resampler.resample(frame):
-                for pkt in aus.encode(f):
-                    out.mux(pkt)
-        for f in resampler.resample(None):
-            for pkt in aus.encode(f):
-                out.mux(pkt)
-        for pkt in aus.encode():
-            out.mux(pkt)
-    return path
+    frames = [np.full((H, W, 3), 10 * k, np.uint8) for k in range(int(seconds * FPS))]
+    return write_video(path, frames, FPS, audio=(_tone(sr, seconds), sr), codec="mpeg4")
 
 
 def _written_audio(tmp_path, name, audio) -> np.ndarray:
