@@ -9,11 +9,15 @@ the integer radii and the culling decisions.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
 
 from thgs.core.rotations import quaternion_to_matrix
+
+if TYPE_CHECKING:
+    from thgs.render.base import Camera, GaussianSet
 
 ALPHA_THRESHOLD = 1.0 / 255.0
 """A Gaussian contributes to a pixel only where its alpha is at least this."""
@@ -98,28 +102,18 @@ def _select_sorted(mask: Tensor, cand: Tensor, depths: Tensor) -> tuple[Tensor, 
     return order, cand.index_select(0, order)
 
 
-def project_3dgs(
-    means: Tensor,
-    quats: Tensor,
-    scales: Tensor,
-    opacities: Tensor,
-    world_to_cam: Tensor,
-    K: Tensor,
-    width: int,
-    height: int,
-    near: float = 0.01,
-    far: float = 1e10,
-    eps2d: float = 0.3,
-    radius_clip: float = 0.0,
-) -> Projected:
-    """EWA projection of 3D Gaussians (``means`` [N, 3], ``quats`` [N, 4] wxyz, ``scales`` [N, 3],
-    ``opacities`` [N]) with ``world_to_cam`` [4, 4] and ``K`` [3, 3].
+def project_3dgs(g: GaussianSet, camera: Camera, eps2d: float = 0.3, radius_clip: float = 0.0) -> Projected:
+    """EWA projection of 3D Gaussians (``g``: ``means`` [N, 3], ``quats`` [N, 4] wxyz, ``scales`` [N, 3],
+    ``opacities`` [N]) with ``camera``'s ``world_to_cam`` [4, 4], ``K`` [3, 3], size and near/far planes.
 
     Sigma = R S S^T R^T; Sigma2D = J W Sigma W^T J^T + eps2d I with the perspective Jacobian J whose
     x/z, y/z are clamped to 1.3x the field of view; culled: z outside [near, far], det <= 0,
     opacity < 1/255, a box that misses the image. Radius = ceil(e * sqrt(Sigma2D_ii)) with
     e = min(3.33, sqrt(2 ln(255 opacity))).
     """
+    means, quats, scales, opacities = g.means, g.quats, g.scales, g.opacities
+    world_to_cam, K = camera.world_to_cam.to(means.dtype), camera.K.to(means.dtype)
+    width, height, near, far = camera.width, camera.height, camera.near, camera.far
     with torch.no_grad():  # which Gaussians are drawn, and in which order
         w2c, Kd = world_to_cam.detach(), K.detach()
         z_all = means.detach() @ w2c[2, :3] + w2c[2, 3]
@@ -162,26 +156,18 @@ def _disk(means: Tensor, quats: Tensor, scales: Tensor, world_to_cam: Tensor, K:
     return T, torch.stack([mx, my], -1), d, normal * sign.unsqueeze(-1), m_c[:, 2]
 
 
-def project_2dgs(
-    means: Tensor,
-    quats: Tensor,
-    scales: Tensor,
-    opacities: Tensor,
-    world_to_cam: Tensor,
-    K: Tensor,
-    width: int,
-    height: int,
-    near: float = 0.01,
-    far: float = 1e10,
-    radius_clip: float = 0.0,
-) -> Projected:
-    """Projection of 2D Gaussian disks (axes ``scales[:, :2]`` along the rotation's first two columns).
+def project_2dgs(g: GaussianSet, camera: Camera, radius_clip: float = 0.0) -> Projected:
+    """Projection of 2D Gaussian disks ``g`` (axes ``scales[:, :2]`` along the rotation's first two
+    columns) with ``camera``.
 
     The ray transform is ``T = K [s0 r0, s1 r1, mu]`` (camera frame); the box is gsplat's: the
     bounding box of the projected unit ellipse, scaled 3.33 times about its centre (which is also the
     ``means2d`` used by the screen-space filter). Culled: z outside (near, far), a degenerate conic, a
     box that misses the image.
     """
+    means, quats, scales, opacities = g.means, g.quats, g.scales, g.opacities
+    world_to_cam, K = camera.world_to_cam.to(means.dtype), camera.K.to(means.dtype)
+    width, height, near, far = camera.width, camera.height, camera.near, camera.far
     with torch.no_grad():  # which disks are drawn, and in which order
         w2c, Kd = world_to_cam.detach(), K.detach()
         z_all = means.detach() @ w2c[2, :3] + w2c[2, 3]

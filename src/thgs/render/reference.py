@@ -89,14 +89,9 @@ class ReferenceBackend:
 
     def project(self, g: GaussianSet, camera: Camera, mode: Mode) -> Projected:
         """Project ``g`` to ``camera``: the drawn Gaussians, front to back (see :class:`Projected`)."""
-        dtype = g.means.dtype
-        w2c = camera.world_to_cam.to(dtype)
-        K = camera.K.to(dtype)
         if mode == "3dgs":
-            return project_3dgs(g.means, g.quats, g.scales, g.opacities, w2c, K, camera.width, camera.height,
-                                near=camera.near, far=camera.far, eps2d=self.eps2d)
-        return project_2dgs(g.means, g.quats, g.scales, g.opacities, w2c, K, camera.width, camera.height,
-                            near=camera.near, far=camera.far)
+            return project_3dgs(g, camera, eps2d=self.eps2d)
+        return project_2dgs(g, camera)
 
     def __call__(self, gaussians: GaussianSet, camera: Camera, background: Tensor, mode: Mode,
                  outputs: Outputs = "full") -> RenderResult:
