@@ -102,6 +102,15 @@ def _select_sorted(mask: Tensor, cand: Tensor, depths: Tensor) -> tuple[Tensor, 
     return order, cand.index_select(0, order)
 
 
+def _inputs(g: GaussianSet, camera: Camera) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, int, int,
+                                                      float, float]:
+    """``g``'s means, quats, scales, opacities; ``camera``'s world_to_cam and K in the means' dtype, its width,
+    height, near and far planes."""
+    dtype = g.means.dtype
+    return (g.means, g.quats, g.scales, g.opacities, camera.world_to_cam.to(dtype), camera.K.to(dtype),
+            camera.width, camera.height, camera.near, camera.far)
+
+
 def project_3dgs(g: GaussianSet, camera: Camera, eps2d: float = 0.3, radius_clip: float = 0.0) -> Projected:
     """EWA projection of 3D Gaussians (``g``: ``means`` [N, 3], ``quats`` [N, 4] wxyz, ``scales`` [N, 3],
     ``opacities`` [N]) with ``camera``'s ``world_to_cam`` [4, 4], ``K`` [3, 3], size and near/far planes.
@@ -111,9 +120,7 @@ def project_3dgs(g: GaussianSet, camera: Camera, eps2d: float = 0.3, radius_clip
     opacity < 1/255, a box that misses the image. Radius = ceil(e * sqrt(Sigma2D_ii)) with
     e = min(3.33, sqrt(2 ln(255 opacity))).
     """
-    means, quats, scales, opacities = g.means, g.quats, g.scales, g.opacities
-    world_to_cam, K = camera.world_to_cam.to(means.dtype), camera.K.to(means.dtype)
-    width, height, near, far = camera.width, camera.height, camera.near, camera.far
+    means, quats, scales, opacities, world_to_cam, K, width, height, near, far = _inputs(g, camera)
     with torch.no_grad():  # which Gaussians are drawn, and in which order
         w2c, Kd = world_to_cam.detach(), K.detach()
         z_all = means.detach() @ w2c[2, :3] + w2c[2, 3]
@@ -165,9 +172,7 @@ def project_2dgs(g: GaussianSet, camera: Camera, radius_clip: float = 0.0) -> Pr
     ``means2d`` used by the screen-space filter). Culled: z outside (near, far), a degenerate conic, a
     box that misses the image.
     """
-    means, quats, scales, opacities = g.means, g.quats, g.scales, g.opacities
-    world_to_cam, K = camera.world_to_cam.to(means.dtype), camera.K.to(means.dtype)
-    width, height, near, far = camera.width, camera.height, camera.near, camera.far
+    means, quats, scales, opacities, world_to_cam, K, width, height, near, far = _inputs(g, camera)
     with torch.no_grad():  # which disks are drawn, and in which order
         w2c, Kd = world_to_cam.detach(), K.detach()
         z_all = means.detach() @ w2c[2, :3] + w2c[2, 3]
