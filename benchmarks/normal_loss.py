@@ -61,7 +61,7 @@ def main() -> int:
     import torch
 
     from thgs.data.subject import open_subject
-    from thgs.runs.config import preset
+    from thgs.runs.config import preset, replace_flat
     from thgs.train.evaluate import evaluate_subject
     from thgs.runs.avatar_io import CHECKPOINT
     from thgs.runs.frames import load_audio_windows
@@ -70,21 +70,21 @@ def main() -> int:
     subject = open_subject(args.subject)
     base = dataclasses.replace(preset(args.preset), progress=False, device=args.device, train_size=args.train_size)
     if args.normal_start:
-        base = dataclasses.replace(base, normal_start=args.normal_start)
+        base = replace_flat(base, normal_start=args.normal_start)
     work = args.work
     work.mkdir(parents=True, exist_ok=True)
     shared = work / "shared"
     t0 = time.perf_counter()
-    if not (shared / CHECKPOINT).exists() or json.loads((shared / "stop.json").read_text())["step"] != base.normal_start:
-        tr = Trainer(dataclasses.replace(base, normal_weight=0.0), subject, shared)
-        tr.train(stop_after=base.normal_start)
+    if not (shared / CHECKPOINT).exists() or json.loads((shared / "stop.json").read_text())["step"] != base.loss.normal_start:
+        tr = Trainer(replace_flat(base, normal_weight=0.0), subject, shared)
+        tr.train(stop_after=base.loss.normal_start)
         (shared / "stop.json").write_text(json.dumps({"step": tr.step, "psnr": tr.last.get("psnr")}))
-    print(f"shared run to step {base.normal_start}: {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+    print(f"shared run to step {base.loss.normal_start}: {time.perf_counter() - t0:.0f} s", file=sys.stderr)
 
-    results: dict = {"subject": str(args.subject), "preset": args.preset, "normal_start": base.normal_start,
+    results: dict = {"subject": str(args.subject), "preset": args.preset, "normal_start": base.loss.normal_start,
                      "steps": base.steps, "torch": torch.__version__, "variants": {}}
     for name in [v.strip() for v in args.variants.split(",") if v.strip()]:
-        cfg = dataclasses.replace(base, **variant(name))
+        cfg = replace_flat(base, **variant(name))
         run = work / name
         if run.exists():
             shutil.rmtree(run)
@@ -100,7 +100,7 @@ def main() -> int:
         audio = load_audio_windows(subject, cfg) if model.saam is not None else None
         with torch.no_grad():
             ev = evaluate_subject(model, subject, tr.background, audio.to(tr.device) if audio is not None else None,
-                                  mode=cfg.mode, backend=cfg.backend, max_frames=args.max_frames,
+                                  mode=cfg.render.mode, backend=cfg.render.backend, max_frames=args.max_frames,
                                   view_stride=args.view_stride)
         tail = psnrs[-50:]
         rec = {"config": variant(name), "train_s": train_s, "train_psnr_last50": sum(tail) / len(tail),
@@ -114,7 +114,7 @@ def main() -> int:
         (work / "normal_loss.json").write_text(json.dumps(results, indent=2))
 
     print(f"\nsubject {args.subject}, preset {args.preset} ({base.steps} steps, normal loss from step "
-          f"{base.normal_start}), torch {torch.__version__}\n")
+          f"{base.loss.normal_start}), torch {torch.__version__}\n")
     print("| variant | train PSNR (last 50) | train PSNR min | test PSNR | test SSIM | mouth PSNR | head PSNR | "
           "novel-view PSNR | novel-view SSIM | N | train s |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")

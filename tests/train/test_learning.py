@@ -22,7 +22,7 @@ def person_psnr(tr: Trainer) -> float:
     with torch.no_grad():
         for f in tr.data.frames:
             out = tr.model.forward_full(frame_inputs(tr.params, tr.data.audio, f, refine=True))
-            rgb = render(out.gaussians, tr.camera, tr.background, mode=tr.cfg.mode, backend=tr.backend).rgb
+            rgb = render(out.gaussians, tr.camera, tr.background, mode=tr.cfg.render.mode, backend=tr.backend).rgb
             m = tr.data.mask(f)
             mse = ((rgb.clamp(0, 1) - tr.data.image(f)).square() * m).sum() / (3 * m.sum())
             values.append(float(-10 * torch.log10(mse)))

@@ -14,9 +14,9 @@ pytestmark = [
 
 
 def _cfg(**kw):
-    from thgs.runs.config import preset
+    from thgs.runs.config import preset, replace_flat
 
-    return dataclasses.replace(preset("smoke"), device="cuda", backend="gsplat", skinning="grid", grid_resolution=16,
+    return replace_flat(preset("smoke"), device="cuda", backend="gsplat", skinning="grid", grid_resolution=16,
                                hash_levels=4, hash_log2_table=10, progress=False, max_gaussians=600, steps=8,
                                saam_start=0, pose_start=0, expression_start=0, skinning_start=0, blendshapes_start=0,
                                normal_weight=0.05, normal_start=2, densify_start=4, densify_stop=4, **kw)
