@@ -220,7 +220,8 @@ def replace_path(cfg: T, path: tuple[str, ...], value: Any) -> T:
     """A copy of the nested config ``cfg`` with the field at ``path`` set to ``value``."""
     if len(path) == 1:
         return dataclasses.replace(cfg, **{path[0]: value})  # type: ignore[type-var]
-    return dataclasses.replace(cfg, **{path[0]: replace_path(getattr(cfg, path[0]), path[1:], value)})  # type: ignore[type-var]
+    inner = replace_path(getattr(cfg, path[0]), path[1:], value)
+    return dataclasses.replace(cfg, **{path[0]: inner})  # type: ignore[type-var]
 
 
 def replace_flat(cfg: T, **settings: Any) -> T:

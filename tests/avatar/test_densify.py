@@ -49,7 +49,8 @@ def _render(state: GaussianState, step: int):
     m = state["means"]
     means2d = m[:, :2] * (1.0 + 0.1 * step) + 0.05 * m[:, 2:3]
     radii = (m[:, 0] > -0.4).float() * (3.0 + step)
-    loss = (means2d.square().sum(-1) * torch.sigmoid(state["opacity_logits"])).mean() + state["log_scales"].exp().sum() * 1e-3
+    loss = ((means2d.square().sum(-1) * torch.sigmoid(state["opacity_logits"])).mean()
+            + state["log_scales"].exp().sum() * 1e-3)
     return means2d, radii, loss
 
 

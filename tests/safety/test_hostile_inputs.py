@@ -397,7 +397,7 @@ def test_config_records_the_subject_and_the_rasterizer(toy_run, toy_subject):
     cfg = json.loads((toy_run / "config.json").read_text())
     assert Path(cfg["subject"]["root"]) == Path(toy_subject).resolve()
     assert (toy_run / cfg["subject"]["relative"]).resolve() == Path(toy_subject).resolve()
-    assert cfg["rasterizer"]["used"] in ("gsplat", "reference") and cfg["config"]["backend"] == "auto"
+    assert cfg["rasterizer"]["used"] in ("gsplat", "reference") and cfg["config"]["render"]["backend"] == "auto"
 
 
 # ------------------------------------------------------------------------------ interrupted writes

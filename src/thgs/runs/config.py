@@ -345,8 +345,8 @@ def flat_to_nested(data: dict[str, Any]) -> dict[str, Any]:
     """A saved config dict in the nested layout: the keys of the flat layout (a leaf's flat name, e.g.
     ``densify_start``, ``lambda_dssim``, ``pose_lr``) moved to their group (``{"densify": {"start": ...}}``);
     keys already nested, and unknown keys (refused when the config is built), are kept as they are."""
-    groups = {f.name for f in dataclasses.fields(TrainConfig) if dataclasses.is_dataclass(leaf_field(TrainConfig, (f.name,))[1])}
     paths = flat_names(TrainConfig)
+    groups = {path[0] for path in paths.values() if len(path) > 1}
     out: dict[str, Any] = {}
     for key, value in data.items():
         path = (key,) if key in groups else paths.get(key, (key,))

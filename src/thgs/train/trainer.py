@@ -132,8 +132,9 @@ class Trainer:
     def _set_learning_rates(self, step: int) -> dict[str, float]:
         steps, rates, schedule = self.cfg.steps, self.cfg.lr, self.cfg.schedule
         lrs: dict[str, float] = {}
-        base = {"means": exponential_lr(step, 0, steps, rates.position * self.extent, rates.position_final * self.extent),
-                "quats": rates.rotation, "log_scales": rates.scale, "opacity_logits": rates.opacity, "sh": rates.color}
+        position = exponential_lr(step, 0, steps, rates.position * self.extent, rates.position_final * self.extent)
+        base = {"means": position, "quats": rates.rotation, "log_scales": rates.scale, "opacity_logits": rates.opacity,
+                "sh": rates.color}
         for group in self.gauss_opt.param_groups:
             group["lr"] = base[group["name"]]
             lrs[group["name"]] = group["lr"]
