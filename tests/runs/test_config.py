@@ -3,6 +3,7 @@ flat layout; and config.json files written before the types and before the group
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import typing
@@ -114,3 +115,13 @@ def test_scaled_steps_scales_every_step_setting_of_every_group():
     tiny = scaled_steps(cfg, 3)
     assert tiny.densify.interval == tiny.log_every == 1 and tiny.schedule.pose.start == 1
     assert _flat(tiny)["lr_position"] == cfg.lr.position  # rates are not steps
+
+
+def test_the_schedule_table_has_one_stage_per_module_group():
+    from thgs.avatar.model import GROUPS
+    from thgs.runs.config import Schedule, Stage
+
+    table = preset("cpu").schedule
+    assert {f.name for f in dataclasses.fields(Schedule)} == set(GROUPS)
+    assert all(isinstance(table.stage(g), Stage) for g in GROUPS)
+    assert table.stage("saam") == Stage(230, 3e-3, 3e-4)  # the cpu preset's SAAM row
