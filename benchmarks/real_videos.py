@@ -7,8 +7,10 @@ few test frames, full frame, head and mouth, plus novel views of the full model)
     python benchmarks/real_videos.py VIDEOS_DIR --out out/real --preset fast --steps 2000 --jobs 6 \
         --ablations vanilla --more-ablations head_1:no_saam,no_leb,no_expr,no_audio
 
-Phases (``--phase``, default all): demo, train, eval, tables; each skips what is already done, so the
-command can be re-run after an interruption. Prints the summary table at the end and writes
+Phases (``--phase``, default all): prepare (``thgs demo --until subject``), train (every run at once: the
+full model through ``thgs demo --until train``, the ablations through ``thgs train`` on the same subject), demo
+(the full run's evaluation, videos and report), eval (the ablations), tables; each skips what is already done,
+so the command can be re-run after an interruption. Prints the summary table at the end and writes
 OUT/results.md and OUT/sheets/<video>.jpg.
 """
 
@@ -81,16 +83,24 @@ def run_dirs(out: Path, name: str, ablations: list[str]) -> dict[str, Path]:
     return dirs
 
 
+def demo_argv(v: Path, args: argparse.Namespace, until: str = "all") -> list[str]:
+    """``thgs demo`` of one video with the benchmark's options, stopping after ``until``."""
+    argv = ["demo", "--video", str(v), "--out", str(args.out / v.stem), "--preset", args.preset, "--quiet",
+            "--until", until]
+    argv += ["--steps", str(args.steps)] if args.steps else []
+    argv += ["--size", str(args.size)] if args.size else []
+    return argv + shlex.split(args.demo_args)
+
+
+def phase_prepare(videos: list[Path], args: argparse.Namespace) -> list[str]:
+    jobs = [(f"prepare {v.stem}", demo_argv(v, args, "subject"), args.out / "logs" / f"{v.stem}.prepare.log")
+            for v in videos if not (args.out / v.stem / "subject.json").exists()]
+    return pool(jobs, args.jobs)
+
+
 def phase_demo(videos: list[Path], args: argparse.Namespace) -> list[str]:
-    jobs = []
-    for v in videos:
-        if (args.out / v.stem / "report.html").exists():
-            continue
-        argv = ["demo", "--video", str(v), "--out", str(args.out / v.stem), "--preset", args.preset, "--quiet"]
-        argv += ["--steps", str(args.steps)] if args.steps else []
-        argv += ["--size", str(args.size)] if args.size else []
-        argv += shlex.split(args.demo_args)
-        jobs.append((f"demo {v.stem}", argv, args.out / "logs" / f"{v.stem}.demo.log"))
+    jobs = [(f"demo {v.stem}", demo_argv(v, args), args.out / "logs" / f"{v.stem}.demo.log")
+            for v in videos if not (args.out / v.stem / "report.html").exists()]
     return pool(jobs, args.jobs)
 
 
@@ -103,7 +113,10 @@ def ablation_runs(videos: list[Path], plan: dict[str, list[str]], out: Path):
 
 
 def phase_train(videos: list[Path], plan: dict[str, list[str]], args: argparse.Namespace) -> list[str]:
-    jobs = []
+    """Every run's training at once: the full model through ``thgs demo --until train`` (so the demo phase
+    reuses it), the ablations through ``thgs train`` on the same prepared subject."""
+    jobs = [(f"train {v.stem}/full", demo_argv(v, args, "train"), args.out / "logs" / f"{v.stem}.full.train.log")
+            for v in videos if not (args.out / v.stem / "run" / "avatar.pt").exists()]
     for v, abl, d in ablation_runs(videos, plan, args.out):
         if (d / "avatar.pt").exists():
             continue
@@ -258,7 +271,7 @@ def main() -> int:
     p.add_argument("--jobs", type=int, default=4, help="processes at once")
     p.add_argument("--ablations", default="vanilla", help="ablation runs for every video (besides the full run)")
     p.add_argument("--more-ablations", default="", help="VIDEO:abl,abl;VIDEO:... extra ablations for some videos")
-    p.add_argument("--phase", default="all", choices=("all", "demo", "train", "eval", "tables"))
+    p.add_argument("--phase", default="all", choices=("all", "prepare", "train", "demo", "eval", "tables"))
     p.add_argument("--no-sheets", action="store_true", help="no contact sheets")
     args = p.parse_args()
     videos = sorted(args.videos.glob("*.mp4")) if args.videos.is_dir() else [args.videos]
@@ -275,10 +288,11 @@ def main() -> int:
     failed: list[str] = []
     t0 = time.perf_counter()
     warm_gsplat()
-    for phase, fn in (("demo", phase_demo), ("train", phase_train), ("eval", phase_eval)):
+    for phase, fn in (("prepare", phase_prepare), ("train", phase_train), ("demo", phase_demo),
+                      ("eval", phase_eval)):
         if args.phase in ("all", phase):
             t = time.perf_counter()
-            failed += fn(videos, args) if phase == "demo" else fn(videos, plan, args)
+            failed += fn(videos, args) if phase in ("prepare", "demo") else fn(videos, plan, args)
             print(f"phase {phase}: {time.perf_counter() - t:.0f} s", flush=True)
     if args.phase in ("all", "tables"):
         print(phase_tables(videos, plan, args))

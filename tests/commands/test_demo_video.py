@@ -36,6 +36,11 @@ def demo_out(tmp_path_factory) -> tuple[Path, Path]:
     out = tmp / "demo"
     argv = ["demo", "--video", str(video), "--out", str(out), "--preset", "smoke", "--size", "128", "--lpips", "none",
             "--orbit-frames", "3", "--sheet-frames", "2", "--quiet", *FIT]
+    # --until stops after a stage; the next run continues from it
+    assert main([*argv, "--until", "subject"]) == 0
+    assert (out / "subject" / "params.npz").is_file() and not (out / "run").exists()
+    assert main([*argv, "--until", "train"]) == 0
+    assert (out / "run" / "avatar.pt").is_file() and not (out / "eval").exists()
     assert main(argv) == 0
     return out, video
 

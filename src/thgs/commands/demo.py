@@ -53,6 +53,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="LPIPS networks of the evaluation: alex, vgg, 'alex,vgg', none, auto "
                              "(default: auto with --video, none for the synthetic subject)")
     parser.add_argument("--device", default="auto", help="torch device: auto, cpu, cuda")
+    parser.add_argument("--until", choices=("subject", "train", "all"), default="all",
+                        help="stop after this stage: subject (made or prepared), train, or all (evaluation, videos, "
+                             "report); a later run with the same options continues from there")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     group = parser.add_argument_group("preparing --video (the options of `thgs prepare`)")
     add_stage_arguments(group)
@@ -278,11 +281,17 @@ def run(args: argparse.Namespace) -> int:
     else:
         subject = _synthetic_subject(out, args)
     timings["subject_s"] = time.perf_counter() - t0
+    if args.until == "subject":
+        print(f"demo: stopped after the subject ({out / 'subject'})")
+        return 0
 
     name = args.preset or preset_for_device(device)
     t = time.perf_counter()
     final = _train(out, subject, name, device, args.steps, progress=not args.quiet)
     timings["train_s"] = time.perf_counter() - t
+    if args.until == "train":
+        print(f"demo: stopped after training ({final})")
+        return 0
 
     t = time.perf_counter()
     model, cfg, ckpt = load_avatar(final, subject, device=device)
