@@ -129,7 +129,9 @@ def add_dataclass_arguments(parser: argparse.ArgumentParser, cls: type, prefix: 
     for f in dataclasses.fields(cls):
         ftype = _field_type(cls, f)
         if dataclasses.is_dataclass(ftype):
-            inner = {k: getattr(b, f.name) for k, b in bases.items()} if bases else None
+            group_default = _default(f)  # without bases, the group's values are those of its field's default
+            inner = ({k: getattr(b, f.name) for k, b in bases.items()} if bases
+                     else {"default": group_default} if group_default is not None else None)
             section = parser.add_argument_group(f.metadata["help"]) if f.metadata.get("help") else _group
             add_dataclass_arguments(parser, ftype, prefix=_group_prefix(f, prefix), bases=inner, _group=section)
             continue
@@ -170,7 +172,7 @@ def dataclass_from_namespace(ns: argparse.Namespace, base: T, prefix: str = "") 
     """Return ``base`` with the fields the user set in ``ns`` replaced."""
     changes: dict[str, Any] = {}
     cls = type(base)
-    for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+    for f in dataclasses.fields(cls):
         ftype = _field_type(cls, f)
         value = getattr(base, f.name)
         if dataclasses.is_dataclass(ftype):
@@ -181,7 +183,7 @@ def dataclass_from_namespace(ns: argparse.Namespace, base: T, prefix: str = "") 
             if typing.get_origin(ftype) is tuple or isinstance(value, tuple):
                 given = tuple(given)
             changes[f.name] = given
-    return dataclasses.replace(base, **changes)  # type: ignore[type-var]
+    return dataclasses.replace(base, **changes)
 
 
 def flat_names(cls: type, prefix: str = "") -> dict[str, tuple[str, ...]]:
