@@ -115,7 +115,7 @@ def default_text(f: dataclasses.Field, bases: Mapping[str, Any] | None = None) -
 
 def add_dataclass_arguments(parser: argparse.ArgumentParser, cls: type, prefix: str = "", *,
                             bases: Mapping[str, Any] | None = None, title: str | None = None,
-                            _group: Any = None) -> None:
+                            _group: Any = None, _outer: str | None = None) -> None:
     """Add one flag per leaf field of ``cls`` (groups: see the module docstring).
 
     Defaults are not set on the parser (they stay ``None``) so that only flags the user passed
@@ -126,6 +126,7 @@ def add_dataclass_arguments(parser: argparse.ArgumentParser, cls: type, prefix: 
     """
     if _group is None:
         _group = parser.add_argument_group(title or cls.__name__) if (title or not prefix) else parser
+    outer = prefix if _outer is None else _outer  # the caller's prefix, left out of the metavars
     for f in dataclasses.fields(cls):
         ftype = _field_type(cls, f)
         if dataclasses.is_dataclass(ftype):
@@ -133,7 +134,8 @@ def add_dataclass_arguments(parser: argparse.ArgumentParser, cls: type, prefix: 
             inner = ({k: getattr(b, f.name) for k, b in bases.items()} if bases
                      else {"default": group_default} if group_default is not None else None)
             section = parser.add_argument_group(f.metadata["help"]) if f.metadata.get("help") else _group
-            add_dataclass_arguments(parser, ftype, prefix=_group_prefix(f, prefix), bases=inner, _group=section)
+            add_dataclass_arguments(parser, ftype, prefix=_group_prefix(f, prefix), bases=inner, _group=section,
+                                    _outer=outer)
             continue
         flat = _flat(f, prefix)
         help_text = f.metadata.get("help", "")
@@ -146,7 +148,7 @@ def add_dataclass_arguments(parser: argparse.ArgumentParser, cls: type, prefix: 
             origin = typing.get_origin(ftype)
             args = typing.get_args(ftype)
         if ftype is not bool:
-            kwargs["metavar"] = flat.upper()
+            kwargs["metavar"] = (flat[len(outer):] if flat.startswith(outer) else flat).upper()
         if ftype is bool:
             kwargs["action"] = argparse.BooleanOptionalAction
         elif origin is typing.Literal:
