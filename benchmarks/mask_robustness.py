@@ -14,7 +14,6 @@ writes ``$OUT/mask_robustness.json`` (or ``--work``/mask_robustness.json).
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import sys
@@ -67,7 +66,7 @@ def main() -> int:
     import torch
 
     from thgs.data.subject import open_subject
-    from thgs.runs.config import preset
+    from thgs.runs.config import preset, replace_flat
     from thgs.train.evaluate import evaluate_subject
     from thgs.runs.frames import load_audio_windows
     from thgs.train.trainer import Trainer
@@ -82,7 +81,7 @@ def main() -> int:
     results: dict = {"subject": str(args.subject), "bleed_px": args.bleed, "preset": args.preset,
                      "train_size": args.train_size, "band_weight": args.band_weight, "runs": {}}
     for band in [int(b) for b in args.bands.split(",") if b.strip()]:
-        cfg = dataclasses.replace(preset(args.preset), progress=False, train_size=args.train_size, edge_band=band,
+        cfg = replace_flat(preset(args.preset), progress=False, train_size=args.train_size, edge_band=band,
                                   edge_band_weight=args.band_weight)
         t = time.perf_counter()
         tr = Trainer(cfg, real, work / f"band{band}")
@@ -91,7 +90,7 @@ def main() -> int:
         model = tr.model.eval()
         audio = load_audio_windows(clean, cfg) if model.saam is not None else None
         with torch.no_grad():
-            ev = evaluate_subject(model, clean, torch.ones(3), audio, mode=cfg.mode, backend=cfg.backend,
+            ev = evaluate_subject(model, clean, torch.ones(3), audio, mode=cfg.render.mode, backend=cfg.render.backend,
                                   max_frames=args.max_frames, view_stride=args.view_stride)
         rec = {"edge_band": band, "train_s": train_s, "test_psnr": ev["test"]["psnr"], "test_ssim": ev["test"]["ssim"],
                "head_psnr": ev["test"].get("head", {}).get("psnr"), "mouth_psnr": ev["test"].get("mouth", {}).get("psnr"),

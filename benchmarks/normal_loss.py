@@ -56,6 +56,7 @@ def train_variant(name: str, base, subject, work: Path, args: argparse.Namespace
     import torch
 
     from thgs.evaluation.evaluate import EvalOptions, evaluate_avatar
+    from thgs.runs.config import replace_flat
     from thgs.runs.frames import load_audio_windows
     from thgs.train.trainer import Trainer
 
@@ -67,19 +68,19 @@ def train_variant(name: str, base, subject, work: Path, args: argparse.Namespace
         if run.exists():
             shutil.rmtree(run)
         shutil.copytree(work / "shared", run)
-    cfg = dataclasses.replace(base, **variant(name), log_every=10)
+    cfg = replace_flat(base, **variant(name), log_every=10)
     t = time.perf_counter()
     tr = Trainer(cfg, subject, run, resume=True)
     tr.train()
     logged = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()]
-    logged = [r for r in logged if r.get("step", 0) > base.normal_start]
+    logged = [r for r in logged if r.get("step", 0) > base.loss.normal_start]
     psnrs = [float(r["psnr"]) for r in logged if "psnr" in r]
     normals = [float(r.get("normal", float("nan"))) for r in logged]
     train_s = time.perf_counter() - t
     model = tr.model.eval()
     audio = load_audio_windows(subject, cfg) if model.saam is not None else None
-    opts = EvalOptions(lpips_nets=(), max_frames=args.max_frames, view_stride=args.view_stride, mode=cfg.mode,
-                       backend=cfg.backend)
+    opts = EvalOptions(lpips_nets=(), max_frames=args.max_frames, view_stride=args.view_stride,
+                       mode=cfg.render.mode, backend=cfg.render.backend)
     with torch.no_grad():
         ev = evaluate_avatar(model, subject, tr.background, audio.to(tr.device) if audio is not None else None,
                              opts).summary
@@ -121,13 +122,13 @@ def main() -> int:
 
     from thgs.data.subject import open_subject
     from thgs.runs.avatar_io import CHECKPOINT
-    from thgs.runs.config import preset
+    from thgs.runs.config import preset, replace_flat
     from thgs.train.trainer import Trainer
 
     subject = open_subject(args.subject)
     base = dataclasses.replace(preset(args.preset), progress=False, device=args.device, train_size=args.train_size)
     if args.normal_start:
-        base = dataclasses.replace(base, normal_start=args.normal_start)
+        base = replace_flat(base, normal_start=args.normal_start)
     work = args.work
     work.mkdir(parents=True, exist_ok=True)
     names = [v.strip() for v in args.variants.split(",") if v.strip()]
@@ -139,12 +140,12 @@ def main() -> int:
     shared = work / "shared"
     t0 = time.perf_counter()
     stop = shared / "stop.json"
-    if not stop.exists() or json.loads(stop.read_text())["step"] != base.normal_start:
-        tr = Trainer(dataclasses.replace(base, normal_weight=0.0), subject, shared,
+    if not stop.exists() or json.loads(stop.read_text())["step"] != base.loss.normal_start:
+        tr = Trainer(replace_flat(base, normal_weight=0.0), subject, shared,
                      resume=(shared / CHECKPOINT).exists())
-        tr.train(stop_after=base.normal_start)
+        tr.train(stop_after=base.loss.normal_start)
         stop.write_text(json.dumps({"step": tr.step, "psnr": tr.last.get("psnr")}))
-    print(f"shared run to step {base.normal_start}: {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+    print(f"shared run to step {base.loss.normal_start}: {time.perf_counter() - t0:.0f} s", file=sys.stderr)
 
     if args.parallel:
         argv = [a for a in sys.argv[1:] if a != "--parallel"]
@@ -154,13 +155,13 @@ def main() -> int:
         if bad:
             print(f"normal_loss.py: variants failed: {', '.join(bad)}", file=sys.stderr)
             return 1
-    results: dict = {"subject": str(args.subject), "preset": args.preset, "normal_start": base.normal_start,
+    results: dict = {"subject": str(args.subject), "preset": args.preset, "normal_start": base.loss.normal_start,
                      "steps": base.steps, "torch": torch.__version__,
                      "variants": {n: train_variant(n, base, subject, work, args) for n in names}}
     (work / "normal_loss.json").write_text(json.dumps(results, indent=2))
 
     print(f"\nsubject {args.subject}, preset {args.preset} ({base.steps} steps, normal loss from step "
-          f"{base.normal_start}), torch {torch.__version__}\n")
+          f"{base.loss.normal_start}), torch {torch.__version__}\n")
     print("| variant | train PSNR (last 50) | train PSNR min | test PSNR | test SSIM | mouth PSNR | head PSNR | "
           "novel-view PSNR | novel-view SSIM | N | train s |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")

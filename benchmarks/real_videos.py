@@ -182,7 +182,7 @@ def contact_sheet(name: str, dirs: dict[str, Path], out: Path, frames: int = 3) 
     full_model, full_cfg, full_drive = models["full"]
     background = subject_background(subject, full_cfg.background)
     for t, f in enumerate(picks):
-        renders = {abl: render_frame(m, d, t, background, c.mode, c.backend).cpu() for abl, (m, c, d) in models.items()}
+        renders = {abl: render_frame(m, d, t, background, c.render.mode, c.render.backend).cpu() for abl, (m, c, d) in models.items()}
         gt = ground_truth_image(subject, f, background)
         inp = full_drive.inputs(t)
         boxes = frame_boxes(full_model.body, inp.pose, inp.betas, inp.expression, inp.transl, cam)

@@ -160,29 +160,29 @@ def evaluate_run(run: Path, data: Path | None, device: str, backend: str, max_fr
     if jaw is not None:
         d.pose = d.pose.clone()
         d.pose[:, face.jaw_joint] = jaw
-    rows.append(("speech only, test poses", _frames_metrics(model, d, subject, test, bg, cfg.mode, backend,
+    rows.append(("speech only, test poses", _frames_metrics(model, d, subject, test, bg, cfg.render.mode, backend,
                                                            gt_inputs, False, "speech+test poses")))
     # speech only, replayed motion (thgs render --audio)
     d = speech_drive(model, subject, clip, cam, face=face, saam_encoder=saam_enc, num_frames=T)
-    rows.append(("speech only, replayed motion", _frames_metrics(model, d, subject, test, bg, cfg.mode, backend,
+    rows.append(("speech only, replayed motion", _frames_metrics(model, d, subject, test, bg, cfg.render.mode, backend,
                                                                 gt_inputs, True, "speech+replay")))
     # audio, zero expressions (SAAM only)
     d = subject_drive(subject, test, cam, None)
     d.audio = saam_audio
     d.expression = torch.zeros_like(d.expression)
-    rows.append(("audio, zero expressions", _frames_metrics(model, d, subject, test, bg, cfg.mode, backend,
+    rows.append(("audio, zero expressions", _frames_metrics(model, d, subject, test, bg, cfg.render.mode, backend,
                                                            gt_inputs, False, "zero expressions")))
     # tracked expressions: the standard test split
     audio_all = load_audio_windows(subject, cfg) if model.saam is not None else None
     d = subject_drive(subject, test, cam, audio_all)
-    m = _frames_metrics(model, d, subject, test, bg, cfg.mode, backend, gt_inputs, False, "tracked")
+    m = _frames_metrics(model, d, subject, test, bg, cfg.render.mode, backend, gt_inputs, False, "tracked")
     rows.append(("tracked expressions", m))
     if vanilla is not None:
         vm, vcfg, _ = load_avatar(find_avatar(vanilla), subject, device=device)
         va = load_audio_windows(subject, vcfg) if vm.saam is not None else None
         d = subject_drive(subject, test, cam, va)
         rows.append(("vanilla", _frames_metrics(vm, d, subject, test, subject_background(subject, vcfg.background),
-                                                vcfg.mode, backend, gt_inputs, False, "vanilla")))
+                                                vcfg.render.mode, backend, gt_inputs, False, "vanilla")))
     rows.append(("ground truth", {"mouth_psnr": float("inf"), "opening_corr": 1.0,
                                   "offset_render": m.get("offset_gt"), "peak_render": m.get("peak_gt")}))
     return rows

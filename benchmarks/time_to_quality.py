@@ -43,7 +43,8 @@ def test_psnr(trainer, max_frames: int | None) -> float:
     model, cfg = trainer.model, trainer.cfg
     background = subject_background(trainer.subject, cfg.background)
     audio = load_audio_windows(trainer.subject, cfg) if model.saam is not None else None
-    opts = EvalOptions(lpips_nets=(), views=False, max_frames=max_frames, mode=cfg.mode, backend=cfg.backend)
+    opts = EvalOptions(lpips_nets=(), views=False, max_frames=max_frames, mode=cfg.render.mode,
+                       backend=cfg.render.backend)
     was_training = model.training
     model.eval()
     try:

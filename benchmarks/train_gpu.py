@@ -42,7 +42,8 @@ def main() -> int:
 
     from thgs.data.subject import open_subject
     from thgs.synth.generate import SynthConfig, default_workers, generate
-    from thgs.runs.config import preset
+    from thgs.config import flat_names, get_path
+    from thgs.runs.config import TrainConfig, preset, replace_flat
     from thgs.train.evaluate import evaluate_subject
     from thgs.runs.frames import load_audio_windows
     from thgs.train.trainer import Trainer
@@ -64,18 +65,18 @@ def main() -> int:
     subject = open_subject(subj_dir)
     results["synth_s"] = time.perf_counter() - t
 
-    fields = {f.name: f for f in dataclasses.fields(preset("fast"))}
+    fields = flat_names(TrainConfig)  # the settings by flag name (underscores)
     overrides: dict = {}
     for item in args.set:
         key, _, value = item.partition("=")
         if key not in fields:
-            print(f"--set: unknown TrainConfig field {key!r}", file=sys.stderr)
+            print(f"--set: unknown TrainConfig setting {key!r}", file=sys.stderr)
             return 2
-        kind = type(getattr(preset("fast"), key))
+        kind = type(get_path(preset("fast"), fields[key]))
         overrides[key] = value.lower() in ("1", "true", "yes") if kind is bool else kind(value)
 
     def train_eval(name: str, **changes) -> dict:
-        cfg = dataclasses.replace(preset("fast"), device=device, progress=False, **changes, **overrides)
+        cfg = replace_flat(preset("fast"), device=device, progress=False, **changes, **overrides)
         if args.fast_steps:
             cfg = dataclasses.replace(cfg, steps=args.fast_steps)
         run = work / f"run_{name}{args.tag}"
@@ -93,7 +94,7 @@ def main() -> int:
         audio = load_audio_windows(subject, cfg)
         tr.model.eval()
         m = evaluate_subject(tr.model, subject, tr.background, audio.to(device) if audio is not None else None,
-                             cfg.mode, cfg.backend)
+                             cfg.render.mode, cfg.render.backend)
         rec = {"steps": cfg.steps, "train_s": train_s, "eval_s": time.perf_counter() - t1,
                "num_gaussians": tr.model.num_gaussians, "test_psnr": m["test"]["psnr"], "test_ssim": m["test"]["ssim"],
                "mouth_psnr": m["test"].get("mouth", {}).get("psnr"), "head_psnr": m["test"].get("head", {}).get("psnr"),
@@ -106,12 +107,12 @@ def main() -> int:
         drive = subject_drive(subject, list(subject.split["test"]), subject_camera(subject),
                               audio.to(device) if audio is not None else None)
         for k in range(5):
-            render_frame(tr.model, drive, k % len(drive), tr.background, cfg.mode, cfg.backend)
+            render_frame(tr.model, drive, k % len(drive), tr.background, cfg.render.mode, cfg.render.backend)
         torch.cuda.synchronize()
         t2 = time.perf_counter()
         n = min(100, len(drive))
         for k in range(n):
-            render_frame(tr.model, drive, k, tr.background, cfg.mode, cfg.backend)
+            render_frame(tr.model, drive, k, tr.background, cfg.render.mode, cfg.render.backend)
         torch.cuda.synchronize()
         rec["render_fps"] = n / (time.perf_counter() - t2)
         return rec
@@ -133,11 +134,11 @@ def main() -> int:
 def paper_speed(args, subject, work, device, results) -> None:
     import torch
 
-    from thgs.runs.config import preset
+    from thgs.runs.config import preset, replace_flat
     from thgs.train.trainer import Trainer
 
     # steps/s of the paper preset: every module active (start steps moved to 0) to time the full model
-    cfg = dataclasses.replace(preset("paper"), device=device, progress=False, steps=args.paper_steps,
+    cfg = replace_flat(preset("paper"), device=device, progress=False, steps=args.paper_steps,
                               skinning_start=0, pose_start=0, expression_start=0, blendshapes_start=0, saam_start=0,
                               normal_start=0, checkpoint_every=10**9, densify_start=10**9)
     run = work / "run_paper_speed"

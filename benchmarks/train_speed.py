@@ -132,16 +132,16 @@ def host_reads(trainer) -> int:
 def bench_preset(name: str, subject, args, work: Path) -> dict:
     import torch
 
-    from thgs.runs.config import preset
+    from thgs.runs.config import preset, replace_flat
     from thgs.train.trainer import Trainer
 
     dev = args.device
     total = args.warmup + args.steps + args.breakdown_steps + args.profile_steps + 1
-    cfg = dataclasses.replace(preset(name), device=dev, progress=False, init_colors=min(preset(name).init_colors, 2),
+    cfg = replace_flat(preset(name), device=dev, progress=False, init_colors=min(preset(name).model.init_colors, 2),
                               steps=max(total, preset(name).steps), log_every=10**9, checkpoint_every=10**9,
                               train_size=args.train_size or preset(name).train_size, **ALL_ON)
     if args.backend:
-        cfg = dataclasses.replace(cfg, backend=args.backend)
+        cfg = replace_flat(cfg, backend=args.backend)
     if args.compile:
         cfg = dataclasses.replace(cfg, compile=True)
     tr = Trainer(cfg, subject, work / f"run_{name}")
@@ -154,7 +154,7 @@ def bench_preset(name: str, subject, args, work: Path) -> dict:
     _sync(dev)
     dt = time.perf_counter() - t0
     rec: dict = {"preset": name + (" (compiled)" if args.compile else ""), "image": f"{tr.camera.width}x{tr.camera.height}", "gaussians": tr.model.num_gaussians,
-                 "mode": cfg.mode, "backend": tr.backend, "steps": args.steps, "steps_per_s": args.steps / dt,
+                 "mode": cfg.render.mode, "backend": tr.backend, "steps": args.steps, "steps_per_s": args.steps / dt,
                  "ms_per_step": 1000.0 * dt / args.steps}
     if args.breakdown_steps:
         totals: dict[str, float] = {}

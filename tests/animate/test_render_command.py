@@ -54,7 +54,7 @@ def test_ablation_flags_train(toy_subject_path, tmp_path, flag):
     assert main(["train", str(toy_subject_path), "--out", str(run), "--preset", "smoke", "--steps", "2",
                  "--no-progress", "--init-colors", "0", "--grid-resolution", "16", flag]) == 0
     cfg = json.loads((run / "config.json").read_text())["config"]
-    assert cfg["vanilla" if flag == "--vanilla" else "saam"] is (flag == "--vanilla")
+    assert cfg["model"]["vanilla" if flag == "--vanilla" else "saam"] is (flag == "--vanilla")
 
 
 def test_fast_path_frames_equal_the_model_frames(toy_run, toy_subject_path):

@@ -45,7 +45,7 @@ def test_train_help_shows_each_presets_value_where_they_differ():
     helps = {a.dest: train._get_formatter()._expand_help(a) for a in train._actions if a.help}
     values = ", ".join(f"{n}: {preset(n).steps}" for n in ("paper", "fast", "cpu", "smoke"))
     assert helps["cfg__steps"].endswith(f"({values})")
-    assert helps["cfg__lr_opacity"].endswith(f"(default: {preset('paper').lr_opacity})")  # equal in every preset
+    assert helps["cfg__lr_opacity"].endswith(f"(default: {preset('paper').lr.opacity})")  # equal in every preset
     assert helps["cfg__leb"].endswith("(default: on)")
     assert helps["cfg__preset"].endswith("(default: cpu on a CPU, fast on a GPU)")
     assert len(train.format_usage().splitlines()) == 1

@@ -78,7 +78,7 @@ def test_eval_command_writes_every_metric(eval_run, eval_subject, tmp_path):
     first = int(subject.split["test"][0])
     drive = subject_drive(subject, [first], subject_camera(subject), load_audio_windows(subject, cfg))
     bgc = subject_background(subject, cfg.background)
-    pred = render_frame(model, drive, 0, bgc, cfg.mode)
+    pred = render_frame(model, drive, 0, bgc, cfg.render.mode)
     gt = composite(np.asarray(subject.image(first)), subject.mask(first), bgc).float() / 255.0
     assert float(rows[0]["psnr"]) == pytest.approx(float(psnr(pred.cpu(), gt)), abs=1e-3)
     assert len(rows) == n_test + len(subject.views["yaw20"]["frames"])

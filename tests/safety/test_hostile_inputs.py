@@ -212,6 +212,36 @@ def test_version_1_checkpoints_still_load_and_resume(capsys, tmp_path, toy_run, 
     assert json.loads((run / "config.json").read_text())["config"]["steps"] == steps
 
 
+
+def test_a_flat_layout_checkpoint_resumes_and_refuses_a_grouped_flag(capsys, tmp_path, toy_run, toy_subject):
+    """A run saved with the flat config (every setting a top-level key named as its flag, as thgs wrote it
+    before the groups) resumes: a changed grouped setting is refused by its flag, --steps applies."""
+    from thgs.config import flat_names, get_path
+    from thgs.runs.avatar_io import config_from_checkpoint
+    from thgs.runs.config import TrainConfig
+
+    run = tmp_path / "run"
+    shutil.copytree(toy_run, run)
+    for name in ("avatar.pt", "checkpoint.pt"):
+        ck = read_checkpoint(toy_run / name)
+        nested = config_from_checkpoint(ck)
+        ck["config"] = {flat: get_path(nested, path) for flat, path in flat_names(TrainConfig).items()}
+        assert "percent_dense" in ck["config"] and "densify" not in ck["config"]
+        torch.save(ck, run / name)
+    stored = config_from_checkpoint(read_checkpoint(run / "checkpoint.pt"))
+    assert stored == nested
+    before = snapshot(tmp_path)
+    rc, _, err = cli(capsys, ["train", toy_subject, "--out", run, "--resume", "--percent-dense",
+                              stored.densify.percent_dense * 2, "--no-progress"])
+    assert rc == 2 and "cannot change --percent-dense (the run has 0.01)" in error_line(err, "train")
+    assert snapshot(tmp_path) == before
+    steps = int(read_checkpoint(run / "checkpoint.pt")["step"]) + 1
+    rc, _, err = cli(capsys, ["train", toy_subject, "--out", run, "--resume", "--steps", steps,
+                              "--percent-dense", stored.densify.percent_dense, "--no-progress"])
+    assert rc == 0, err
+    assert f"resume applies --steps {steps}" in err and "percent-dense" not in err  # unchanged: nothing to apply
+    assert json.loads((run / "config.json").read_text())["config"]["densify"]["percent_dense"] == 0.01
+
 # --------------------------------------------------------------------------------------- bad training flags
 
 
@@ -397,7 +427,7 @@ def test_config_records_the_subject_and_the_rasterizer(toy_run, toy_subject):
     cfg = json.loads((toy_run / "config.json").read_text())
     assert Path(cfg["subject"]["root"]) == Path(toy_subject).resolve()
     assert (toy_run / cfg["subject"]["relative"]).resolve() == Path(toy_subject).resolve()
-    assert cfg["rasterizer"]["used"] in ("gsplat", "reference") and cfg["config"]["backend"] == "auto"
+    assert cfg["rasterizer"]["used"] in ("gsplat", "reference") and cfg["config"]["render"]["backend"] == "auto"
 
 
 # ------------------------------------------------------------------------------ interrupted writes

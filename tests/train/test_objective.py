@@ -8,21 +8,21 @@ import pytest
 import torch
 
 from thgs.render.base import render
-from thgs.runs.config import preset, scaled_steps
+from thgs.runs.config import preset, replace_flat, scaled_steps
 from thgs.runs.frames import frame_inputs
 from thgs.train.objective import step_losses
 from thgs.train.trainer import Trainer
 
 
 def test_step_losses_name_every_term_and_weight_the_total(tiny_subject, tiny_body_model, tmp_path):
-    cfg = dataclasses.replace(scaled_steps(preset("smoke"), 6), grid_resolution=16, hash_levels=4,
+    cfg = replace_flat(scaled_steps(preset("smoke"), 6), grid_resolution=16, hash_levels=4,
                               hash_log2_table=10, progress=False, max_gaussians=600, normal_weight=0.05)
     tr = Trainer(cfg, tiny_subject, tmp_path / "run", body=tiny_body_model)
     for _ in range(5):  # every module active
         tr.train_step()
     inputs = frame_inputs(tr.params, tr.data.audio, 0, refine=True)
     out = tr.forward(inputs)
-    res = render(out.gaussians, tr.camera, tr.background, mode=cfg.mode, backend=tr.backend, outputs="full")
+    res = render(out.gaussians, tr.camera, tr.background, mode=cfg.render.mode, backend=tr.backend, outputs="full")
     gt = tr._image(0)
     w = tr.weights
     parts = step_losses(tr.model, out, res, gt, w, normal=True)

@@ -3,7 +3,6 @@ ground truth), frames without a person skipped and counted, the short-clip split
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 from pathlib import Path
@@ -17,7 +16,7 @@ from thgs.avatar import losses as L
 from thgs.data import open_subject, video_split, write_subject
 from thgs.data.format import default_split
 from thgs.render import Camera
-from thgs.runs.config import preset, scaled_steps
+from thgs.runs.config import preset, replace_flat, scaled_steps
 from thgs.runs.frames import KEYPOINTS_FILE, mask_is_empty, person_flags, select_frames
 from thgs.train.data import FrameSampler, TrainingData
 
@@ -124,7 +123,7 @@ def test_training_and_evaluation_skip_the_same_frames(real_subject, tmp_path):
     from thgs.evaluation.evaluate import EvalOptions, evaluate_avatar
     from thgs.train.trainer import Trainer
 
-    cfg = dataclasses.replace(scaled_steps(preset("smoke"), 2), skinning="parent", saam=False, progress=False,
+    cfg = replace_flat(scaled_steps(preset("smoke"), 2), skinning="parent", saam=False, progress=False,
                               hash_levels=4, hash_log2_table=10, init_colors=1, max_gaussians=600)
     tr = Trainer(cfg, real_subject, tmp_path / "run", body=make_tiny_body())
     tr.train()

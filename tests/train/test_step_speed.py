@@ -1,13 +1,12 @@
 """The training step without host syncs: the same numbers as the step that read every loss term each step,
 no host reads between logging steps, mouth Gaussians found once per change of the Gaussian set."""
 
-import dataclasses
 
 import pytest
 import torch
 
 from thgs.avatar import gaussians as G
-from thgs.runs.config import preset
+from thgs.runs.config import preset, replace_flat
 from thgs.train.trainer import Trainer, adam_options, read_terms
 from thgs.utils.syncs import HostReads
 
@@ -41,7 +40,7 @@ def _cfg(**kw):
     fields = dict(skinning="grid", grid_resolution=16, hash_levels=4, hash_log2_table=10, progress=False,
                   max_gaussians=600, steps=6, saam_start=1, normal_weight=0.05, normal_start=3, edge_band=2,
                   edge_band_weight=0.3)
-    return dataclasses.replace(preset("smoke"), **{**fields, **kw})
+    return replace_flat(preset("smoke"), **{**fields, **kw})
 
 
 def test_steps_give_the_recorded_losses_and_parameters(tiny_subject, tiny_body_model, tmp_path):

@@ -1,6 +1,5 @@
 """On a CUDA GPU: the step with fused Adam, staged images and compile=True gives the eager step's numbers."""
 
-import dataclasses
 
 import pytest
 import torch
@@ -14,12 +13,13 @@ pytestmark = [
 
 
 def _cfg(**kw):
-    from thgs.runs.config import preset
+    from thgs.runs.config import preset, replace_flat
 
-    return dataclasses.replace(preset("smoke"), device="cuda", backend="gsplat", skinning="grid", grid_resolution=16,
-                               hash_levels=4, hash_log2_table=10, progress=False, max_gaussians=600, steps=8,
-                               saam_start=0, pose_start=0, expression_start=0, skinning_start=0, blendshapes_start=0,
-                               normal_weight=0.05, normal_start=2, densify_start=4, densify_stop=4, **kw)
+    settings = dict(device="cuda", backend="gsplat", skinning="grid", grid_resolution=16, hash_levels=4,
+                    hash_log2_table=10, progress=False, max_gaussians=600, steps=8, saam_start=0, pose_start=0,
+                    expression_start=0, skinning_start=0, blendshapes_start=0, normal_weight=0.05, normal_start=2,
+                    densify_start=4, densify_stop=4)
+    return replace_flat(preset("smoke"), **{**settings, **kw})
 
 
 def _run(cfg, subject, body, path, steps=6):
@@ -53,9 +53,11 @@ def test_compiled_step_equals_the_eager_one(tiny_subject, tiny_body_model, tmp_p
 def test_a_cpu_checkpoint_resumes_on_the_gpu_with_fused_adam(tiny_subject, tiny_body_model, tmp_path):
     from thgs.train.trainer import Trainer, read_terms
 
-    cpu = dataclasses.replace(_cfg(), device="cpu", backend="reference", steps=4, checkpoint_every=100)
+    cpu = _cfg(device="cpu", backend="reference", steps=4, checkpoint_every=100)
     Trainer(cpu, tiny_subject, tmp_path / "run", body=tiny_body_model).train(stop_after=2)
-    gpu = Trainer(dataclasses.replace(cpu, device="cuda", backend="gsplat"), tiny_subject, tmp_path / "run",
+    from thgs.runs.config import replace_flat
+
+    gpu = Trainer(replace_flat(cpu, device="cuda", backend="gsplat"), tiny_subject, tmp_path / "run",
                   resume=True, body=tiny_body_model)
     assert gpu.step == 2 and all(g["fused"] for g in gpu.gauss_opt.param_groups)
     for _ in range(2):

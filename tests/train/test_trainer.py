@@ -1,19 +1,18 @@
-import dataclasses
 import json
 
 import pytest
 import torch
 
 from thgs.avatar.model import GROUPS
-from thgs.runs.config import PRESETS, preset, scaled_steps
+from thgs.runs.config import PRESETS, preset, replace_flat, scaled_steps
 from thgs.runs.avatar_io import CHECKPOINT, CONFIG, FINAL, METRICS, load_avatar
 from thgs.train.trainer import Trainer
 
 
 def _cfg(name: str, steps: int, **kw):
     cfg = scaled_steps(preset(name), steps)
-    return dataclasses.replace(cfg, grid_resolution=16, hash_levels=4, hash_log2_table=10,
-                               progress=False, max_gaussians=600, **kw)
+    return replace_flat(cfg, grid_resolution=16, hash_levels=4, hash_log2_table=10, progress=False,
+                        max_gaussians=600, **kw)
 
 
 def test_a_run_writes_its_files_and_every_preset_trains(tiny_subject, tiny_body_model, tmp_path):
@@ -33,7 +32,7 @@ def test_a_run_writes_its_files_and_every_preset_trains(tiny_subject, tiny_body_
     for name in sorted(set(PRESETS) - {"smoke"}):
         cfg = _cfg(name, 2)
         tr = Trainer(cfg, tiny_subject, tmp_path / name, body=tiny_body_model)
-        assert tr.model.options.init.sh_degree == preset(name).sh_degree
+        assert tr.model.options.init.sh_degree == preset(name).model.sh_degree
         for _ in range(2):
             assert torch.isfinite(torch.as_tensor(tr.train_step()["loss"])), name
 
@@ -41,8 +40,7 @@ def test_a_run_writes_its_files_and_every_preset_trains(tiny_subject, tiny_body_
 def test_groups_switch_on_at_their_start_steps(tiny_subject, tiny_body_model, tmp_path):
     cfg = _cfg("smoke", 6)
     tr = Trainer(cfg, tiny_subject, tmp_path / "run", body=tiny_body_model)
-    starts = {"pose": cfg.pose_start, "expression": cfg.expression_start, "skinning": cfg.skinning_start,
-              "blendshapes": cfg.blendshapes_start, "saam": cfg.saam_start}
+    starts = {g: cfg.schedule.stage(g).start for g in GROUPS}
     seen = []
 
     def grads(step, terms):
@@ -80,7 +78,7 @@ def _assert_identical(a: dict, b: dict) -> None:
 
 def test_resume_equals_uninterrupted(tiny_subject, tiny_body_model, tmp_path):
     """Bit for bit, with SAAM active before and after the interruption."""
-    cfg = dataclasses.replace(_cfg("smoke", 8, checkpoint_every=100), saam_start=2)
+    cfg = _cfg("smoke", 8, checkpoint_every=100, saam_start=2)
     full = Trainer(cfg, tiny_subject, tmp_path / "full", body=tiny_body_model)
     full.train()
     assert _saam_trained(full)
@@ -99,7 +97,7 @@ def test_resume_equals_uninterrupted(tiny_subject, tiny_body_model, tmp_path):
 
 def test_same_seed_on_two_threads_gives_identical_runs(tiny_subject, tiny_body_model, tmp_path):
     """Same seed, same machine, same thread count (2): identical parameters after SAAM has started."""
-    cfg = dataclasses.replace(_cfg("smoke", 4, checkpoint_every=100), saam_start=1)
+    cfg = _cfg("smoke", 4, checkpoint_every=100, saam_start=1)
     threads = torch.get_num_threads()
     torch.set_num_threads(2)
     try:

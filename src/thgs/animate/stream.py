@@ -284,7 +284,7 @@ def open_streamer(run: str, *, data: str | None = None, device: str = "auto", re
     model, cfg, subject = opened.model, opened.cfg, opened.subject
     face = run_speech_face(run, model, cfg, subject, quiet=True)
     return SpeechStreamer(model, subject, face, subject_camera(subject), subject_background(subject, cfg.background),
-                          mode=cfg.mode, backend=backend, render=render)
+                          mode=cfg.render.mode, backend=backend, render=render)
 
 
 __all__ = ["SpeechStreamer", "StreamFrame", "open_streamer"]

@@ -1,19 +1,29 @@
-"""3DGS-style adaptive density control on the avatar's canonical Gaussians.
+"""3DGS-style adaptive density control on the avatar's canonical Gaussians, as a strategy with hooks.
 
-After each backward pass :func:`accumulate_stats` adds, for every drawn Gaussian, the norm of the
-screen-space gradient of its projected centre (in normalised device units: pixel gradient times
-half the image size, as 3DGS measures it) to the ``grad_accum`` / ``grad_count`` buffers of the
-:class:`GaussianState` and tracks the largest screen radius. Every ``interval`` steps
-:func:`densify_and_prune`:
+:class:`DensifyStrategy` owns the :class:`DensifyOptions` and the statistics it gathers, and the trainer
+calls its three hooks once each per step, in this order (``step`` counts from 0, the step being trained):
 
-- clones Gaussians with a mean gradient above ``grad_threshold`` whose largest scale is at most
-  ``percent_dense`` x the body height (small: under-reconstructed);
-- splits the large ones into two samples drawn from the Gaussian, each scaled by 1/1.6;
-- prunes Gaussians whose opacity fell below ``min_opacity``;
-- caps the total at ``max_gaussians`` (highest gradients first).
+- :meth:`~DensifyStrategy.step_pre_backward` (after the render): keep the gradient of the projected
+  centres, which backward would otherwise drop;
+- :meth:`~DensifyStrategy.step_post_backward` (after ``loss.backward()``, before the optimisers step):
+  add, for every drawn Gaussian, the norm of the screen-space gradient of its projected centre (in
+  normalised device units: pixel gradient times half the image size, as 3DGS measures it) to
+  ``grad_accum`` / ``grad_count`` and track the largest screen radius in ``max_radii``, in place;
+- :meth:`~DensifyStrategy.step_post_optimizer` (after the optimisers step): every ``interval`` steps in
+  the window, :func:`densify_and_prune`:
 
-Every operation goes through :class:`GaussianState`, so every per-Gaussian tensor -- the parent
-vertex included -- and the optimiser moments stay aligned.
+  - clones Gaussians with a mean gradient above ``grad_threshold`` whose largest scale is at most
+    ``percent_dense`` x the body height (small: under-reconstructed);
+  - splits the large ones into two samples drawn from the Gaussian, each scaled by 1/1.6;
+  - prunes Gaussians whose opacity fell below ``min_opacity``;
+  - caps the total at ``max_gaussians`` (highest gradients first);
+
+  and sets the statistics back to zero.
+
+The statistics are buffers of the :class:`GaussianState` (:data:`STATS`, allocated with the Gaussians):
+every structural operation goes through the state, so every per-Gaussian tensor -- the parent vertex and the
+statistics included -- and the optimiser moments stay aligned, the statistics change size only when the
+Gaussians do, and a checkpoint of the model holds them (a resumed run continues with them).
 """
 
 from __future__ import annotations
@@ -26,46 +36,89 @@ from torch import Tensor
 
 from thgs.avatar.gaussians import activate_opacities, activate_scales
 from thgs.avatar.state import GaussianState
+from thgs.config import option
 from thgs.core.rotations import quaternion_to_matrix
+
+
+STATS = ("grad_accum", "grad_count", "max_radii")
+"""The densification statistics, per-Gaussian buffers [N] of the :class:`GaussianState`."""
 
 
 @dataclass
 class DensifyOptions:
-    """When and how Gaussians are added and removed."""
+    """When and how Gaussians are added and removed: the ``densify`` group of
+    :class:`thgs.runs.config.TrainConfig`, whose command-line flags keep the names below."""
 
-    start: int = 500
-    stop: int = 15000
-    interval: int = 100
-    grad_threshold: float = 2e-4
-    percent_dense: float = 0.01
-    min_opacity: float = 0.005
-    max_gaussians: int = 300_000
+    start: int = option(500, help="first step of densification", steps="start")
+    stop: int = option(15_000, help="last step of densification", steps="start")
+    interval: int = option(100, help="densify every this many steps", steps="interval")
+    grad_threshold: float = option(2e-4, help="mean screen-space gradient that triggers clone/split")
+    percent_dense: float = option(0.01, help="clone below / split above this fraction of the body height",
+                                  flag="percent_dense")
+    min_opacity: float = option(0.005, help="prune Gaussians below this opacity", flag="min_opacity")
+    max_gaussians: int = option(300_000, help="never grow beyond this many Gaussians", flag="max_gaussians")
+
+    def collects(self, step: int) -> bool:
+        """Whether training step ``step`` (0-based) adds to the statistics."""
+        return step < self.stop
+
+    def densifies_after(self, step: int) -> bool:
+        """Whether densification runs once training step ``step`` (0-based) is done."""
+        done = step + 1
+        return self.interval > 0 and self.start <= done <= self.stop and done % self.interval == 0
 
 
-def accumulate_stats(state: GaussianState, means2d: Tensor | None, radii: Tensor | None, width: int,
-                     height: int) -> None:
-    """Add one view's screen-space gradients to the densification statistics.
+class DensifyStrategy:
+    """Adaptive density control around each training step (see the module docstring for the hooks' order).
 
-    means2d: the renderer's [N, 2] projected centres (their ``.grad`` set by backward); radii: [N].
+    Args:
+        options: when and how to densify.
+        extent: the body height (the scale ``percent_dense`` is a fraction of).
     """
-    if means2d is None or radii is None or means2d.grad is None:
-        return
-    with torch.no_grad():
-        r = radii.detach()
-        if r.dim() > 1:
-            r = r.max(-1).values
-        visible = r > 0
-        g = means2d.grad.detach().reshape(-1, 2)
-        # python scales, not a host-built [2] tensor (a copy to the device every step)
-        norm = torch.stack([g[:, 0] * (width / 2.0), g[:, 1] * (height / 2.0)], -1).norm(dim=-1)
-        state.set_buffer("grad_accum", state["grad_accum"] + torch.where(visible, norm, torch.zeros_like(norm)))
-        state.set_buffer("grad_count", state["grad_count"] + visible.to(norm.dtype))
-        state.set_buffer("max_radii", torch.maximum(state["max_radii"], r.to(norm.dtype)))
+
+    def __init__(self, options: DensifyOptions, extent: float) -> None:
+        self.options = options
+        self.extent = float(extent)
+
+    def step_pre_backward(self, step: int, means2d: Tensor | None) -> None:
+        """Keep the gradient of the projected centres [N, 2] for :meth:`step_post_backward` (steps that collect)."""
+        if self.options.collects(step) and means2d is not None and means2d.requires_grad:
+            means2d.retain_grad()
+
+    def step_post_backward(self, state: GaussianState, step: int, means2d: Tensor | None, radii: Tensor | None,
+                           width: int, height: int) -> None:
+        """Add one view's screen-space gradients to the statistics, in place.
+
+        means2d: the renderer's [N, 2] projected centres (their ``.grad`` set by backward); radii: [N] (or
+        [N, 2]: the larger one counts); width, height: the image size in pixels."""
+        if not self.options.collects(step) or means2d is None or radii is None or means2d.grad is None:
+            return
+        with torch.no_grad():
+            r = radii.detach()
+            if r.dim() > 1:
+                r = r.max(-1).values
+            visible = r > 0
+            g = means2d.grad.detach().reshape(-1, 2)
+            # python scales, not a host-built [2] tensor (a copy to the device every step)
+            norm = torch.stack([g[:, 0] * (width / 2.0), g[:, 1] * (height / 2.0)], -1).norm(dim=-1)
+            accum, count, radius = (state[name] for name in STATS)
+            accum.add_(norm.masked_fill_(~visible, 0.0))
+            count.add_(visible.to(count.dtype))
+            torch.maximum(radius, r.to(radius.dtype), out=radius)
+
+    def step_post_optimizer(self, state: GaussianState, step: int,
+                            optimizers: Iterable[torch.optim.Optimizer] = ()) -> dict[str, int] | None:
+        """Densify and prune when step ``step`` (0-based) ends a densification interval; the counts of
+        :func:`densify_and_prune`, or None when it did not run."""
+        if not self.options.densifies_after(step):
+            return None
+        return densify_and_prune(state, self.options, self.extent, optimizers=optimizers)
 
 
 def reset_stats(state: GaussianState) -> None:
-    for name in ("grad_accum", "grad_count", "max_radii"):
-        state.set_buffer(name, torch.zeros_like(state[name]))
+    """Set the densification statistics to zero, in place."""
+    for name in STATS:
+        state[name].zero_()
 
 
 def densify_and_prune(state: GaussianState, options: DensifyOptions, extent: float,
@@ -118,9 +171,4 @@ def densify_and_prune(state: GaussianState, options: DensifyOptions, extent: flo
                 "total": state.num, "before": n0}
 
 
-def in_window(step: int, options: DensifyOptions) -> bool:
-    """Whether densification runs after ``step`` (1-based count of completed steps)."""
-    return options.start <= step <= options.stop and step % options.interval == 0 and options.interval > 0
-
-
-__all__ = ["DensifyOptions", "accumulate_stats", "densify_and_prune", "in_window", "reset_stats"]
+__all__ = ["STATS", "DensifyOptions", "DensifyStrategy", "densify_and_prune", "reset_stats"]

@@ -11,11 +11,13 @@ loss is the 2DGS normal consistency ``1 - <n_splat, n_depth>`` weighted by the (
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
+from thgs.config import option
 from thgs.metrics.image import ssim, ssim_map
 
 
@@ -114,16 +116,33 @@ def vertex_loss(means: Tensor, parents: Tensor, margin: float = 0.0) -> Tensor:
 
 @dataclass
 class LossWeights:
-    """Weights of the terms of the total loss (Eq. 20-21) and the options of those terms."""
+    """Weights of the terms of the total loss (Eq. 20-21) and the options of those terms: the ``loss`` group
+    of :class:`thgs.runs.config.TrainConfig`, whose command-line flags keep the names below."""
 
-    dssim: float = 0.2  # lambda_1 of Eq. 20
-    normal: float = 0.05  # 2DGS normal-consistency weight (applied from the refinement stage on)
-    vertex: float = 0.01  # lambda_2 of Eq. 21
-    leb: float = 0.1  # LEB L2 constraint (section 5.2)
-    skinning_tv: float = 0.0  # total variation of the skinning-grid residual (GART's regulariser)
-    vertex_margin: float = 0.0  # hinge of the vertex loss, in the body's units (0: Eq. 19 as written)
-    normal_min_alpha: float = 0.0  # normal loss only where the neighbourhood's coverage reaches this
-    normal_detach_depth: bool = False  # no gradient through the depth-derived normals
+    dssim: float = option(0.2, help="D-SSIM weight lambda_1 of Eq. 20", flag="lambda_dssim")
+    normal: float = option(0.05, help="normal-consistency loss weight", flag="normal_weight")
+    normal_start: int = option(7000, help="step the 2DGS normal-consistency loss starts (refinement stage)",
+                               steps="start")
+    normal_min_alpha: float = option(0.0, help="normal loss only where the 3x3 neighbourhood's coverage is at "
+                                               "least this (0: every pixel, silhouette included)")
+    normal_detach_depth: bool = option(False, help="no gradient through the depth-derived normals (the normal "
+                                                   "loss turns the splats, it does not move the geometry)")
+    vertex: float = option(0.01, help="vertex-to-parent loss weight lambda_2 (Eq. 19, 21)", flag="vertex_weight")
+    # in metres for a 1.7 m body; step_losses reads it in the body's units (for_body)
+    vertex_margin: float = option(0.0, help="distance (metres for a 1.7 m body, scaled by the body's height) a "
+                                            "Gaussian may move from its parent vertex before the vertex loss "
+                                            "counts it (hair, loose clothes); 0: Eq. 19 as written")
+    edge_band: int = option(0, help="width in training pixels of the band around the mask's silhouette whose "
+                                    "pixels the reconstruction loss down-weights (0: off; needs masks)")
+    edge_band_weight: float = option(0.0, help="weight of the silhouette band's pixels in the reconstruction loss")
+    leb: float = option(0.1, help="LEB L2 constraint weight (section 5.2)", flag="leb_weight")
+    skinning_tv: float = option(1.0, help="total-variation weight on the skinning-grid residual (once it starts)",
+                                flag="skinning_tv_weight")
+
+    def for_body(self, scale: float) -> "LossWeights":
+        """These weights with :attr:`vertex_margin` in the units of a body ``scale`` times the 1.7 m one
+        (:func:`thgs.avatar.gaussians.body_scale`): what :func:`thgs.train.objective.step_losses` reads."""
+        return dataclasses.replace(self, vertex_margin=self.vertex_margin * scale)
 
 
 __all__ = ["LossWeights", "d_ssim", "interior_mask", "l1_loss", "normal_consistency_loss", "reconstruction_loss", "silhouette_band",

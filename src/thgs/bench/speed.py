@@ -367,17 +367,16 @@ def train_speed(subject: Any, presets: list[str], steps: int, warmup: int, devic
     ``warmup + steps`` steps (every stage starts within the run, see ``scaled_steps``), the last ``steps``
     timed; the full preset's time is estimated as its step count / steps per second. On CUDA also the
     peak allocated memory. ``overrides``: TrainConfig fields replaced in every preset."""
-    import dataclasses
     import time
 
-    from thgs.runs.config import preset, scaled_steps
+    from thgs.runs.config import preset, replace_flat, scaled_steps
     from thgs.train.trainer import Trainer
 
     out: dict[str, Any] = {}
     for name in presets:
         full = preset(name)
         cfg = scaled_steps(full, warmup + steps)
-        cfg = dataclasses.replace(cfg, device=device, progress=False, init_colors=min(cfg.init_colors, 2),
+        cfg = replace_flat(cfg, device=device, progress=False, init_colors=min(cfg.model.init_colors, 2),
                                   train_size=train_size or cfg.train_size, **(overrides or {}))
         if device.startswith("cuda"):
             torch.cuda.reset_peak_memory_stats(device)

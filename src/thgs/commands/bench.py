@@ -91,7 +91,7 @@ def _avatar(args: argparse.Namespace, device: str, gaussians: int):
         for g in model.active:  # inference runs every trained component
             if model.group_parameters(g):
                 model.set_group_active(g, True)
-        return model, cfg.mode, str(args.run)
+        return model, cfg.render.mode, str(args.run)
     from thgs.bench.speed import fresh_avatar
     from thgs.body.registry import load_body_model
     from thgs.body.teeth import with_teeth

@@ -210,7 +210,7 @@ def _orbit(model: Any, subject: Any, frames: list[int], audio: Any, background: 
         posed = b(drive.pose[:1].to(dev), drive.betas[None].to(dev), None, drive.transl[:1].to(dev)).vertices[0].cpu()
     center = (posed.min(0).values + posed.max(0).values) / 2
     drive.cameras = orbit(cam, center, -cam.world_to_cam[1, :3], len(drive))
-    return list(render_frames(model, drive, background, cfg.mode, cfg.backend)), drive
+    return list(render_frames(model, drive, background, cfg.render.mode, cfg.render.backend)), drive
 
 
 def _command(args: argparse.Namespace, out: Path) -> str:
@@ -308,8 +308,8 @@ def run(args: argparse.Namespace) -> int:
         if t in chosen:
             sheet_rows.append(region_rows(gt.cpu(), {"render": pred.cpu()}, boxes, caption=f"frame {test[t]}"))
 
-    opts = EvalOptions(lpips_nets=nets, views=True, view_stride=args.view_stride, mode=cfg.mode,
-                       backend=cfg.backend, lipsync_landmarks=landmarks)
+    opts = EvalOptions(lpips_nets=nets, views=True, view_stride=args.view_stride, mode=cfg.render.mode,
+                       backend=cfg.render.backend, lipsync_landmarks=landmarks)
     meta = {"run": str(out / "run"), "avatar": str(final), "subject": str(subject.root), "device": device,
             "preset": cfg.preset, "steps": int(ckpt.get("step", cfg.steps))}
     if lpips_note:

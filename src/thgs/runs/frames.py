@@ -202,7 +202,7 @@ def resize_mask(mask: np.ndarray, height: int, width: int) -> Tensor:
 def load_audio_windows(subject: Any, cfg: Any) -> Tensor | None:
     """[T, 8, 16, C] neighbourhoods of the subject's audio features, or None (no audio, or the run config
     ``cfg`` (:class:`thgs.runs.config.TrainConfig`) trains without audio or without SAAM)."""
-    if cfg.vanilla or not cfg.audio or not cfg.saam:
+    if not cfg.model.has_saam:
         return None
     if not getattr(subject, "has_audio", False):
         return None

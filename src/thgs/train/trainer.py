@@ -24,8 +24,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from thgs.avatar import densify as D
-from thgs.avatar import losses as L
+from thgs.avatar.densify import DensifyStrategy
 from thgs.avatar.gaussians import body_height, body_scale
 from thgs.avatar.model import GROUPS
 from thgs.avatar.refine import exponential_lr
@@ -82,16 +81,16 @@ class Trainer:
         self.subject = subject
         self.run_dir = Path(run_dir)
         self.device = torch.device(default_device(None if cfg.device == "auto" else cfg.device))
-        self.backend, self.backend_note = resolve_backend(cfg.backend, self.device)
+        self.backend, self.backend_note = resolve_backend(cfg.render.backend, self.device)
         _seed_everything(cfg.seed)
         audio = load_audio_windows(subject, cfg)
         self.data = TrainingData(subject, list(subject.split["train"]), train_size=cfg.train_size,
                                  background=cfg.background, audio=audio.to(self.device) if audio is not None else None,
-                                 edge_band=cfg.edge_band, edge_band_weight=cfg.edge_band_weight)
+                                 edge_band=cfg.loss.edge_band, edge_band_weight=cfg.loss.edge_band_weight)
         self.params = self.data.params.to(self.device)
         self.camera = self.data.camera.to(self.device)
         self.background = self.data.background.to(self.device)
-        body = body if body is not None else build_body(getattr(subject, "body", None), cfg.teeth,
+        body = body if body is not None else build_body(getattr(subject, "body", None), cfg.model.teeth,
                                                         f"subject {getattr(subject, 'root', subject.name)}")
         self.model = build_avatar(cfg, body, int(subject.num_frames),
                                   audio.shape[-1] if audio is not None else 0).to(self.device)
@@ -100,14 +99,8 @@ class Trainer:
         # densification and group switches need no rebuild, only, at worst, a recompilation)
         self.forward = torch.compile(self.model.forward_full, dynamic=True) if cfg.compile else self.model.forward_full
         self.sampler = FrameSampler(self.data.frames, cfg.seed)
-        self.densify_opts = D.DensifyOptions(start=cfg.densify_start, stop=cfg.densify_stop,
-                                             interval=cfg.densify_interval, grad_threshold=cfg.densify_grad_threshold,
-                                             percent_dense=cfg.percent_dense, min_opacity=cfg.min_opacity,
-                                             max_gaussians=cfg.max_gaussians)
-        self.weights = L.LossWeights(dssim=cfg.lambda_dssim, normal=cfg.normal_weight, vertex=cfg.vertex_weight,
-                                     leb=cfg.leb_weight, skinning_tv=cfg.skinning_tv_weight,
-                                     vertex_margin=cfg.vertex_margin * body_scale(body),
-                                     normal_min_alpha=cfg.normal_min_alpha, normal_detach_depth=cfg.normal_detach_depth)
+        self.densify = DensifyStrategy(cfg.densify, self.extent)
+        self.weights = cfg.loss.for_body(body_scale(body))
         self._images: Tensor | None = None
         self._masks: Tensor | None = None
         self.step = 0
@@ -118,11 +111,11 @@ class Trainer:
             ckpt = read_checkpoint(ckpt_path, map_location="cpu")
         if ckpt is not None:
             load_model_state(self.model, ckpt, ckpt_path, self.device)
-        elif cfg.init_colors > 0:
+        elif cfg.model.init_colors > 0:
             from thgs.train.init_colors import init_colors_from_frames
 
-            init_colors_from_frames(self.model, self.data, self.camera, self.background, cfg.init_colors,
-                                    mode=cfg.mode, backend=cfg.backend)
+            init_colors_from_frames(self.model, self.data, self.camera, self.background, cfg.model.init_colors,
+                                    mode=cfg.render.mode, backend=cfg.render.backend)
         self._build_optimizers()
         if ckpt is not None:
             self._restore(ckpt)
@@ -137,42 +130,35 @@ class Trainer:
         self.module_opt = torch.optim.Adam(groups, lr=0.0, eps=1e-15, **adam_options(groups)) if groups else None
 
     def _set_learning_rates(self, step: int) -> dict[str, float]:
-        c = self.cfg
+        steps, rates, schedule = self.cfg.steps, self.cfg.lr, self.cfg.schedule
         lrs: dict[str, float] = {}
-        base = {"means": exponential_lr(step, 0, c.steps, c.lr_position * self.extent, c.lr_position_final * self.extent),
-                "quats": c.lr_rotation, "log_scales": c.lr_scale, "opacity_logits": c.lr_opacity, "sh": c.lr_color}
+        position = exponential_lr(step, 0, steps, rates.position * self.extent, rates.position_final * self.extent)
+        base = {"means": position, "quats": rates.rotation, "log_scales": rates.scale, "opacity_logits": rates.opacity,
+                "sh": rates.color}
         for group in self.gauss_opt.param_groups:
             group["lr"] = base[group["name"]]
             lrs[group["name"]] = group["lr"]
-        sched = {"pose": (c.pose_start, c.pose_lr, c.pose_lr_final),
-                 "expression": (c.expression_start, c.expression_lr, c.expression_lr_final),
-                 "skinning": (c.skinning_start, c.skinning_lr, c.skinning_lr_final),
-                 "blendshapes": (c.blendshapes_start, c.blendshapes_lr, c.blendshapes_lr_final),
-                 "saam": (c.saam_start, c.saam_lr, c.saam_lr_final)}
         for g in GROUPS:
-            start = sched[g][0]
-            active = step >= start
+            active = step >= schedule.stage(g).start
             if self.model.is_active(g) != active:
                 self.model.set_group_active(g, active)
                 if g == "saam" and active:
                     self.model.refresh_mouth()  # the mouth Gaussians where the means are when SAAM starts
         if self.module_opt is not None:
             for group in self.module_opt.param_groups:
-                start, a, b = sched[group["name"]]
-                group["lr"] = exponential_lr(step, start, c.steps, a, b)
+                stage = schedule.stage(group["name"])
+                group["lr"] = exponential_lr(step, stage.start, steps, stage.lr, stage.lr_final)
                 lrs[group["name"]] = group["lr"]
         return lrs
 
     # -- one step ------------------------------------------------------------------------------
     def normal_loss_on(self, step: int) -> bool:
         """Whether step ``step`` (0-based) adds the 2DGS normal-consistency term (and so renders normals)."""
-        c = self.cfg
-        return c.mode == "2dgs" and step >= c.normal_start and self.weights.normal > 0
+        return self.cfg.render.mode == "2dgs" and step >= self.weights.normal_start and self.weights.normal > 0
 
     def train_step(self) -> dict[str, Tensor | float]:
         """One optimisation step. The loss terms come back as detached 0-d tensors on the device (reading them
         waits for the device: :func:`read_terms` does that, on the steps that log); the rest are floats."""
-        c = self.cfg
         step = self.step
         lrs = self._set_learning_rates(step)
         frame = self.sampler.next()
@@ -180,10 +166,9 @@ class Trainer:
         inputs = frame_inputs(self.params, self.data.audio, frame, refine=True)
         out = self.forward(inputs)
         normal_on = self.normal_loss_on(step)
-        res = render(out.gaussians, self.camera, self.background, mode=c.mode, backend=self.backend,
+        res = render(out.gaussians, self.camera, self.background, mode=self.cfg.render.mode, backend=self.backend,
                      outputs="full" if normal_on else "rgb")
-        if res.means2d is not None and res.means2d.requires_grad:
-            res.means2d.retain_grad()
+        self.densify.step_pre_backward(step, res.means2d)
         parts = step_losses(self.model, out, res, gt, self.weights, pixel_weights=self._pixel_weights(frame),
                             normal=normal_on)
         loss = parts.pop("loss")
@@ -192,15 +177,14 @@ class Trainer:
         if self.module_opt is not None:
             self.module_opt.zero_grad(set_to_none=True)
         loss.backward()
-        if step < self.densify_opts.stop:
-            D.accumulate_stats(self.model.state, res.means2d, res.radii, self.camera.width, self.camera.height)
+        self.densify.step_post_backward(self.model.state, step, res.means2d, res.radii, self.camera.width,
+                                        self.camera.height)
         self.gauss_opt.step()
         if self.module_opt is not None:
             self.module_opt.step()
         self.step += 1
-        if D.in_window(self.step, self.densify_opts):
-            info = D.densify_and_prune(self.model.state, self.densify_opts, self.extent,
-                                       optimizers=[self.gauss_opt])
+        info = self.densify.step_post_optimizer(self.model.state, step, optimizers=[self.gauss_opt])
+        if info is not None:
             self.model.refresh_mouth()  # the set of Gaussians changed
             terms.update({f"densify_{k}": float(v) for k, v in info.items()})
         with torch.no_grad():
@@ -307,7 +291,7 @@ class Trainer:
         write_json(path, {"config": to_dict(self.cfg), "versions": versions(str(self.device)), "seed": self.cfg.seed,
                           "subject": subject_record(getattr(self.subject, "root", None), self.run_dir,
                                                     getattr(self.subject, "name", None)),
-                          "rasterizer": {"backend": self.cfg.backend, "used": self.backend,
+                          "rasterizer": {"backend": self.cfg.render.backend, "used": self.backend,
                                          **({"note": self.backend_note} if self.backend_note else {})},
                           "frame_selection": self.data.selection.summary()})
 

@@ -94,7 +94,7 @@ def open_session(run: Path, data: Path | None = None, audio: Path | None = None,
         raise UserError(f"{opened.root}: the driving sequence has no frames (empty test split?)")
     return AvatarSession(path=opened.path, model=model, cfg=cfg, subject=subject, drive=drive,
                          camera=subject_camera(subject), background=subject_background(subject, cfg.background),
-                         mode=str(cfg.mode), device=torch.device(opened.device), backend=backend,
+                         mode=str(cfg.render.mode), device=torch.device(opened.device), backend=backend,
                          trained_active={g: model.is_active(g) for g in model.active})
 
 
