@@ -122,7 +122,8 @@ class THGSAvatar(nn.Module):
         elif o.skinning != "parent":
             raise ValueError(f"avatar: skinning must be 'grid' or 'parent', got {o.skinning!r}")
         self.register_buffer("mouth_box", G.mouth_box(body, o.mouth_margin))
-        self.state.add_buffer("mouth", G.in_box(self.state["means"].detach(), self.mouth_box))
+        means = self.state["means"].detach()  # built on the CPU, also for a body already on a GPU
+        self.state.add_buffer("mouth", G.in_box(means, self.mouth_box.to(means.device)))
         self._mouth_cache: tuple[Tensor, Tensor] | None = None  # (the flag tensor, its indices)
         self.saam = None
         if o.saam and o.use_audio and audio_channels > 0:
