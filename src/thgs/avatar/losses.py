@@ -123,10 +123,13 @@ class LossWeights:
     normal: float = option(0.05, help="normal-consistency loss weight", flag="normal_weight")
     normal_start: int = option(7000, help="step the 2DGS normal-consistency loss starts (refinement stage)",
                                steps="start")
-    normal_min_alpha: float = option(0.0, help="normal loss only where the 3x3 neighbourhood's coverage is at "
+    # Both on by default: with every pixel and the gradient through the depth normals (0 and False, the loss
+    # as first written) training collapses through gsplat at 512 px (docs/training.md, "The
+    # normal-consistency loss"); the silhouette band is the main cause.
+    normal_min_alpha: float = option(0.5, help="normal loss only where the 3x3 neighbourhood's coverage is at "
                                                "least this (0: every pixel, silhouette included)")
-    normal_detach_depth: bool = option(False, help="no gradient through the depth-derived normals (the normal "
-                                                   "loss turns the splats, it does not move the geometry)")
+    normal_detach_depth: bool = option(True, help="no gradient through the depth-derived normals (the normal "
+                                                  "loss turns the splats, it does not move the geometry)")
     vertex: float = option(0.01, help="vertex-to-parent loss weight lambda_2 (Eq. 19, 21)", flag="vertex_weight")
     # in metres for a 1.7 m body; step_losses reads it in the body's units (for_body)
     vertex_margin: float = option(0.0, help="distance (metres for a 1.7 m body, scaled by the body's height) a "
