@@ -1,8 +1,8 @@
 """Time to quality: test PSNR of a preset against wall-clock seconds of training.
 
 Trains one run with the preset's schedule (or ``--steps N``, the whole schedule scaled to N steps) and, at
-``--points`` evenly spaced steps, pauses the clock, scores the held-out test frames (full-frame PSNR on at
-most ``--eval-frames`` of them, no LPIPS; the last point scores every test frame) and goes on. Evaluation
+``--points`` evenly spaced steps, pauses the clock, scores the held-out test frames (full-frame PSNR, no
+LPIPS; ``--eval-frames K`` scores only the first K at the intermediate points) and goes on. Evaluation
 time is not counted. Prints a table (step, training seconds, steps/s, test PSNR) and the first training time
 at which the test PSNR reached ``--target`` dB, if it did::
 
@@ -74,9 +74,10 @@ def run(args: argparse.Namespace, subject, work: Path) -> dict:
         dt = time.perf_counter() - t0
         clock += dt
         last = end == points[-1]
-        psnr = test_psnr(tr, None if last else args.eval_frames)
+        subset = args.eval_frames if args.eval_frames and not last else None
+        psnr = test_psnr(tr, subset)
         rows.append({"step": end, "train_s": clock, "steps_per_s": (end - (rows[-1]["step"] if rows else 0)) / dt,
-                     "test_psnr": psnr, "frames": "all" if last else f"<= {args.eval_frames}",
+                     "test_psnr": psnr, "frames": f"first {subset}" if subset else "all",
                      "gaussians": tr.model.num_gaussians})
         print(f"step {end}: {clock:.1f} s, test PSNR {psnr:.2f} dB", file=sys.stderr, flush=True)
     tr.train()  # nothing left to train: writes the run's config, checkpoint and avatar.pt (for thgs view/eval)
@@ -108,7 +109,8 @@ def main() -> int:
     ap.add_argument("--preset", default="fast")
     ap.add_argument("--steps", type=int, default=0, help="the whole schedule scaled to this many steps (0: the preset's)")
     ap.add_argument("--points", type=int, default=8, help="evaluations, evenly spaced in steps")
-    ap.add_argument("--eval-frames", type=int, default=40, help="test frames scored at the intermediate points")
+    ap.add_argument("--eval-frames", type=int, default=0,
+                    help="test frames scored at the intermediate points (0: all, as at the last point)")
     ap.add_argument("--target", type=float, default=0.0, help="test PSNR (dB) whose time to report (0: none)")
     args = ap.parse_args()
 
@@ -120,8 +122,8 @@ def main() -> int:
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         print("time_to_quality.py: --device cuda, but torch sees no CUDA GPU (use --device cpu)", file=sys.stderr)
         return 2
-    if args.preset not in PRESETS or args.points < 1 or args.eval_frames < 1 or args.steps < 0:
-        print(f"time_to_quality.py: unknown preset {args.preset!r}, or --points/--eval-frames < 1, or --steps < 0",
+    if args.preset not in PRESETS or args.points < 1 or args.eval_frames < 0 or args.steps < 0:
+        print(f"time_to_quality.py: unknown preset {args.preset!r}, or --points < 1, or --eval-frames/--steps < 0",
               file=sys.stderr)
         return 2
     args.work.mkdir(parents=True, exist_ok=True)
