@@ -159,17 +159,17 @@ def contact_sheet(name: str, dirs: dict[str, Path], out: Path, frames: int = 3) 
     from thgs.animate.drive import subject_drive
     from thgs.animate.render import render_frame
     from thgs.data.subject import open_subject
-    from thgs.evaluation.evaluate import ground_truth_image
+    from thgs.evaluation.evaluate import ground_truth_image, scored_test_frames
     from thgs.evaluation.frames import frame_boxes
     from thgs.evaluation.sheets import grid, pick_evenly, region_rows
     from thgs.utils.io import write_image
     from thgs.runs.avatar_io import load_avatar
-    from thgs.runs.frames import load_audio_windows, select_frames, subject_background, subject_camera
+    from thgs.runs.frames import load_audio_windows, subject_background, subject_camera
     from thgs.utils.device import default_device
 
     device = default_device(None)
     subject = open_subject(dirs["full"].parent / "subject")
-    test = select_frames(subject, list(subject.split["test"])).kept
+    test = scored_test_frames(subject)
     picks = [test[i] for i in pick_evenly(len(test), frames)]
     cam = subject_camera(subject)
     models = {}

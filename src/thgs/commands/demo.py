@@ -252,11 +252,11 @@ def run(args: argparse.Namespace) -> int:
     from thgs.animate.render import to_uint8, write_mp4
     from thgs.cli import UserError
     from thgs.commands.eval import parse_lpips
-    from thgs.evaluation.evaluate import EVAL_VIDEO, EvalOptions, write_eval
+    from thgs.evaluation.evaluate import EVAL_VIDEO, EvalOptions, scored_test_frames, write_eval
     from thgs.evaluation.run_report import Picture, RunReport, lipsync_table, quality_table, write_report
     from thgs.evaluation.sheets import grid, pick_evenly, region_rows
     from thgs.runs.avatar_io import load_avatar
-    from thgs.runs.frames import load_audio_windows, select_frames, subject_background
+    from thgs.runs.frames import load_audio_windows, subject_background
     from thgs.utils.device import default_device
     from thgs.runs.config import preset_for_device
     from thgs.utils.io import write_image, write_json
@@ -297,7 +297,12 @@ def run(args: argparse.Namespace) -> int:
     model, cfg, ckpt = load_avatar(final, subject, device=device)
     background = subject_background(subject, cfg.background)
     audio = load_audio_windows(subject, cfg) if model.saam is not None else None
-    test = select_frames(subject, list(subject.split["test"])).kept
+    opts = EvalOptions(lpips_nets=nets, views=True, view_stride=args.view_stride, mode=cfg.render.mode,
+                       backend=cfg.render.backend, lipsync_landmarks=landmarks)
+    try:
+        test = scored_test_frames(subject, opts)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
     print(f"evaluate: {len(test)} test frames, novel views every {args.view_stride} frames")
     rendered: list = []
     chosen = set(pick_evenly(len(test), args.sheet_frames))
@@ -308,8 +313,6 @@ def run(args: argparse.Namespace) -> int:
         if t in chosen:
             sheet_rows.append(region_rows(gt.cpu(), {"render": pred.cpu()}, boxes, caption=f"frame {test[t]}"))
 
-    opts = EvalOptions(lpips_nets=nets, views=True, view_stride=args.view_stride, mode=cfg.render.mode,
-                       backend=cfg.render.backend, lipsync_landmarks=landmarks)
     meta = {"run": str(out / "run"), "avatar": str(final), "subject": str(subject.root), "device": device,
             "preset": cfg.preset, "steps": int(ckpt.get("step", cfg.steps))}
     if lpips_note:

@@ -179,6 +179,23 @@ def _syncnet_scores(syncnet: Any, render_crops: list[Tensor], gt_crops: list[Ten
     return out
 
 
+def _test_selection(subject: Any, o: EvalOptions) -> tuple[list[int], Any]:
+    selection = select_frames(subject, list(subject.split["test"]))
+    frames = selection.kept
+    if o.max_frames is not None:
+        frames = frames[: o.max_frames]
+    if not frames:
+        raise ValueError(f"{getattr(subject, 'root', subject)}: the test split is empty"
+                         + (f" after skipping {selection.skipped} frames without a person" if selection.skipped else ""))
+    return frames, selection
+
+
+def scored_test_frames(subject: Any, options: EvalOptions | None = None) -> list[int]:
+    """The test frames :func:`evaluate_avatar` scores, in order (its ``on_test_frame`` index ``t`` is a
+    position in this list): the test split without frames lacking a person, at most ``max_frames``."""
+    return _test_selection(subject, options or EvalOptions())[0]
+
+
 def evaluate_avatar(model: Any, subject: Any, background: Tensor, audio: Tensor | None,
                     options: EvalOptions | None = None, *, syncnet: Any = None,
                     video_sink: Callable[[Iterable[np.ndarray], Drive], None] | None = None,
@@ -202,13 +219,7 @@ def evaluate_avatar(model: Any, subject: Any, background: Tensor, audio: Tensor 
     """
     o = options or EvalOptions()
     nets = tuple(o.lpips_nets)
-    selection = select_frames(subject, list(subject.split["test"]))
-    frames = selection.kept
-    if o.max_frames is not None:
-        frames = frames[: o.max_frames]
-    if not frames:
-        raise ValueError(f"{getattr(subject, 'root', subject)}: the test split is empty"
-                         + (f" after skipping {selection.skipped} frames without a person" if selection.skipped else ""))
+    frames, selection = _test_selection(subject, o)
     cam = subject_camera(subject)
     drive = subject_drive(subject, frames, cam, audio)
     body = model.body
