@@ -18,7 +18,7 @@ Per preset it measures, on the same trainer:
 - ``steps/s``: ``--steps`` steps after ``--warmup``, no synchronisation inside (what training runs at);
 - the breakdown (``--breakdown-steps`` more steps, the device synchronised around each phase, so their sum
   is a little above the free-running step): forward (the avatar's pose-and-skin pass), raster (the render
-  call), loss (the loss terms), backward, optimiser (both Adam steps) and the rest;
+  call), loss (every loss term, ``train.objective.step_losses``), backward, optimiser (both Adam steps) and the rest;
 - with ``torch.profiler`` over ``--profile-steps`` steps: host syncs per step (``aten::item`` and
   ``aten::_local_scalar_dense`` events, the usual count of host syncs, and ``cudaStreamSynchronize`` /
   ``cudaDeviceSynchronize`` calls), kernel launches per step (``cudaLaunchKernel``-family runtime calls),
@@ -69,11 +69,11 @@ def phase_timers(trainer, device: str, totals: dict[str, float]):
             return out
         return wrapper
 
-    saved_render, saved_recon = T.render, T.L.reconstruction_loss
+    saved_render, saved_losses = T.render, T.step_losses
     saved_backward = torch.Tensor.backward
     opts = [o for o in (trainer.gauss_opt, trainer.module_opt) if o is not None]
     T.render = timed("raster", saved_render)
-    T.L.reconstruction_loss = timed("loss", saved_recon)
+    T.step_losses = timed("loss", saved_losses)
     saved_forward = trainer.forward
     trainer.forward = timed("forward", saved_forward)
     torch.Tensor.backward = timed("backward", saved_backward)
@@ -82,7 +82,7 @@ def phase_timers(trainer, device: str, totals: dict[str, float]):
     try:
         yield
     finally:
-        T.render, T.L.reconstruction_loss = saved_render, saved_recon
+        T.render, T.step_losses = saved_render, saved_losses
         torch.Tensor.backward = saved_backward
         trainer.forward = saved_forward
         for o in opts:
