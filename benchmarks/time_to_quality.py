@@ -25,12 +25,7 @@ import sys
 import time
 from pathlib import Path
 
-
-def _sync(device: str) -> None:
-    import torch
-
-    if device.startswith("cuda"):
-        torch.cuda.synchronize(device)
+from bench_subject import add_subject_arguments, subject_root, sync
 
 
 def test_psnr(trainer, max_frames: int | None) -> float:
@@ -66,11 +61,11 @@ def run(args: argparse.Namespace, subject, work: Path) -> dict:
     points = sorted({max(1, round(cfg.steps * (i + 1) / args.points)) for i in range(args.points)})
     rows, clock = [], 0.0
     for end in points:
-        _sync(args.device)
+        sync(args.device)
         t0 = time.perf_counter()
         while tr.step < end:
             tr.train_step()
-        _sync(args.device)
+        sync(args.device)
         dt = time.perf_counter() - t0
         clock += dt
         last = end == points[-1]
@@ -100,12 +95,7 @@ def table(res: dict) -> str:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", type=Path, default=None, help="subject folder (e.g. default512)")
-    ap.add_argument("--body", default="anny", choices=("anny", "toy"), help="body of a synthesised subject")
-    ap.add_argument("--size", type=int, default=512, help="image height of a synthesised subject")
-    ap.add_argument("--seconds", type=float, default=20.0, help="length of a synthesised subject")
-    ap.add_argument("--work", type=Path, default=Path(os.environ.get("OUT", "out")) / "time_to_quality")
-    ap.add_argument("--device", default="cuda")
+    add_subject_arguments(ap, "time_to_quality", "subject folder (e.g. default512)")
     ap.add_argument("--preset", default="fast")
     ap.add_argument("--steps", type=int, default=0, help="the whole schedule scaled to this many steps (0: the preset's)")
     ap.add_argument("--points", type=int, default=8, help="evaluations, evenly spaced in steps")
@@ -127,15 +117,7 @@ def main() -> int:
               file=sys.stderr)
         return 2
     args.work.mkdir(parents=True, exist_ok=True)
-    root = args.data
-    if root is None or not (root / "meta.json").exists():
-        from thgs.synth.generate import SynthConfig, default_workers, generate
-
-        root = args.work / f"subject_{args.body}_{args.size}_{args.seconds:g}s"
-        if not (root / "meta.json").exists():
-            print(f"time_to_quality.py: synthesising {root}", file=sys.stderr)
-            generate(root, SynthConfig(body=args.body, seconds=args.seconds, size=args.size), overwrite=True,
-                     workers=default_workers(), progress=False)
+    root = subject_root(args, "time_to_quality.py")
     res = run(args, open_subject(root), args.work)
     dev = torch.cuda.get_device_name(0) if args.device.startswith("cuda") else "CPU"
     print(f"Time to quality on {dev} (torch {torch.__version__}), subject {root}, preset {args.preset} "

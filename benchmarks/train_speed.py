@@ -40,16 +40,11 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
+from bench_subject import add_subject_arguments, subject_root, sync
+
 ALL_ON = dict(pose_start=0, expression_start=0, skinning_start=0, blendshapes_start=0, saam_start=0,
               densify_start=10**9, densify_stop=10**9)
 PHASES = ("forward", "raster", "loss", "backward", "optimiser", "other")
-
-
-def _sync(device: str) -> None:
-    import torch
-
-    if device.startswith("cuda"):
-        torch.cuda.synchronize(device)
 
 
 @contextmanager
@@ -61,10 +56,10 @@ def phase_timers(trainer, device: str, totals: dict[str, float]):
 
     def timed(name, fn):
         def wrapper(*a, **k):
-            _sync(device)
+            sync(device)
             t0 = time.perf_counter()
             out = fn(*a, **k)
-            _sync(device)
+            sync(device)
             totals[name] = totals.get(name, 0.0) + time.perf_counter() - t0
             return out
         return wrapper
@@ -95,11 +90,11 @@ def profile_counts(trainer, device: str, steps: int) -> dict[str, float]:
     from torch.profiler import ProfilerActivity, profile
 
     acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.startswith("cuda") else [])
-    _sync(device)
+    sync(device)
     with profile(activities=acts) as prof:
         for _ in range(steps):
             trainer.train_step()
-        _sync(device)
+        sync(device)
     counts: dict[str, int] = {}
     gpu_us = 0.0
     for ev in prof.key_averages():
@@ -147,23 +142,23 @@ def bench_preset(name: str, subject, args, work: Path) -> dict:
     tr = Trainer(cfg, subject, work / f"run_{name}")
     for _ in range(args.warmup):
         tr.train_step()
-    _sync(dev)
+    sync(dev)
     t0 = time.perf_counter()
     for _ in range(args.steps):
         tr.train_step()
-    _sync(dev)
+    sync(dev)
     dt = time.perf_counter() - t0
     rec: dict = {"preset": name + (" (compiled)" if args.compile else ""), "image": f"{tr.camera.width}x{tr.camera.height}", "gaussians": tr.model.num_gaussians,
                  "mode": cfg.render.mode, "backend": tr.backend, "steps": args.steps, "steps_per_s": args.steps / dt,
                  "ms_per_step": 1000.0 * dt / args.steps}
     if args.breakdown_steps:
         totals: dict[str, float] = {}
-        _sync(dev)
+        sync(dev)
         t1 = time.perf_counter()
         with phase_timers(tr, dev, totals):
             for _ in range(args.breakdown_steps):
                 tr.train_step()
-        _sync(dev)
+        sync(dev)
         whole = time.perf_counter() - t1
         totals["other"] = whole - sum(totals.values())
         rec["breakdown_ms"] = {k: 1000.0 * totals.get(k, 0.0) / args.breakdown_steps for k in PHASES}
@@ -194,12 +189,7 @@ def table(rows: list[dict]) -> str:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", type=Path, default=None, help="subject folder (default512: the default subject)")
-    ap.add_argument("--body", default="anny", choices=("anny", "toy"), help="body of a synthesised subject")
-    ap.add_argument("--size", type=int, default=512, help="image height of a synthesised subject")
-    ap.add_argument("--seconds", type=float, default=20.0, help="length of a synthesised subject")
-    ap.add_argument("--work", type=Path, default=Path(os.environ.get("OUT", "out")) / "train_speed")
-    ap.add_argument("--device", default="cuda")
+    add_subject_arguments(ap, "train_speed", "subject folder (default512: the default subject)")
     ap.add_argument("--backend", default="", help="rasterizer (default: the preset's, auto)")
     ap.add_argument("--presets", default="fast", help="comma-separated presets")
     ap.add_argument("--train-size", type=int, default=0, help="training image height (0: the preset's)")
@@ -224,15 +214,7 @@ def main() -> int:
         print(f"train_speed.py: unknown preset(s) {bad} or --steps < 1", file=sys.stderr)
         return 2
     args.work.mkdir(parents=True, exist_ok=True)
-    root = args.data
-    if root is None or not (root / "meta.json").exists():
-        from thgs.synth.generate import SynthConfig, default_workers, generate
-
-        root = args.work / f"subject_{args.body}_{args.size}_{args.seconds:g}s"
-        if not (root / "meta.json").exists():
-            print(f"train_speed.py: synthesising {root}", file=sys.stderr)
-            generate(root, SynthConfig(body=args.body, seconds=args.seconds, size=args.size, views=()), overwrite=True,
-                     workers=default_workers(), progress=False)
+    root = subject_root(args, "train_speed.py", views=())
     subject = open_subject(root)
     rows = [bench_preset(p, subject, args, args.work) for p in presets]
     dev = torch.cuda.get_device_name(0) if args.device.startswith("cuda") else "CPU"
