@@ -43,3 +43,21 @@ def sync(device: str) -> None:
 
     if str(device).startswith("cuda"):
         torch.cuda.synchronize(device)
+
+
+def test_scores(model, subject, background, audio, mode: str, backend: str, max_frames: int | None = None,
+                view_stride: int = 1) -> dict:
+    """PSNR/SSIM of the test split (frame; head and mouth PSNR) and of the novel views, without LPIPS, through
+    the one evaluator (:func:`thgs.evaluation.evaluate.evaluate_avatar`); NaN where a region or view is absent."""
+    import torch
+
+    from thgs.evaluation.evaluate import EvalOptions, evaluate_avatar
+
+    opts = EvalOptions(lpips_nets=(), max_frames=max_frames, view_stride=view_stride, mode=mode, backend=backend)
+    with torch.no_grad():
+        ev = evaluate_avatar(model, subject, background, audio, opts).summary
+    test, nv, nan = ev["test"], ev.get("novel_view_mean") or {}, float("nan")
+    return {"test_psnr": test["full"]["psnr"], "test_ssim": test["full"]["ssim"],
+            "mouth_psnr": test.get("mouth", {}).get("psnr", nan), "head_psnr": test.get("head", {}).get("psnr", nan),
+            "novel_view_psnr": nv.get("psnr", nan), "novel_view_ssim": nv.get("ssim", nan),
+            "views": {k: v["psnr"] for k, v in (ev.get("novel_views") or {}).items()}}

@@ -67,7 +67,7 @@ def main() -> int:
 
     from thgs.data.subject import open_subject
     from thgs.runs.config import preset, replace_flat
-    from thgs.train.evaluate import evaluate_subject
+    from bench_subject import test_scores
     from thgs.runs.frames import load_audio_windows
     from thgs.train.trainer import Trainer
 
@@ -89,12 +89,11 @@ def main() -> int:
         train_s = time.perf_counter() - t
         model = tr.model.eval()
         audio = load_audio_windows(clean, cfg) if model.saam is not None else None
-        with torch.no_grad():
-            ev = evaluate_subject(model, clean, torch.ones(3), audio, mode=cfg.render.mode, backend=cfg.render.backend,
-                                  max_frames=args.max_frames, view_stride=args.view_stride)
-        rec = {"edge_band": band, "train_s": train_s, "test_psnr": ev["test"]["psnr"], "test_ssim": ev["test"]["ssim"],
-               "head_psnr": ev["test"].get("head", {}).get("psnr"), "mouth_psnr": ev["test"].get("mouth", {}).get("psnr"),
-               "novel_view_psnr": ev.get("novel_view_psnr"), "num_gaussians": model.num_gaussians}
+        ev = test_scores(model, clean, torch.ones(3), audio, cfg.render.mode, cfg.render.backend, args.max_frames,
+                         args.view_stride)
+        rec = {"edge_band": band, "train_s": train_s, "test_psnr": ev["test_psnr"], "test_ssim": ev["test_ssim"],
+               "head_psnr": ev["head_psnr"], "mouth_psnr": ev["mouth_psnr"],
+               "novel_view_psnr": ev["novel_view_psnr"], "num_gaussians": model.num_gaussians}
         results["runs"][f"band{band}"] = rec
         print(json.dumps(rec), file=sys.stderr)
         (work / "mask_robustness.json").write_text(json.dumps(results, indent=2))

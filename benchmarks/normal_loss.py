@@ -53,9 +53,8 @@ def train_variant(name: str, base, subject, work: Path, args: argparse.Namespace
     """Resume the shared run with variant ``name``'s settings to the last step, score it, write
     ``work/name/result.json``; a variant whose result exists is read back, one interrupted goes on from its
     own last checkpoint."""
-    import torch
+    from bench_subject import test_scores
 
-    from thgs.evaluation.evaluate import EvalOptions, evaluate_avatar
     from thgs.runs.config import replace_flat
     from thgs.runs.frames import load_audio_windows
     from thgs.train.trainer import Trainer
@@ -79,22 +78,13 @@ def train_variant(name: str, base, subject, work: Path, args: argparse.Namespace
     train_s = time.perf_counter() - t
     model = tr.model.eval()
     audio = load_audio_windows(subject, cfg) if model.saam is not None else None
-    opts = EvalOptions(lpips_nets=(), max_frames=args.max_frames, view_stride=args.view_stride,
-                       mode=cfg.render.mode, backend=cfg.render.backend)
-    with torch.no_grad():
-        ev = evaluate_avatar(model, subject, tr.background, audio.to(tr.device) if audio is not None else None,
-                             opts).summary
-    test = ev["test"]
+    scores = test_scores(model, subject, tr.background, audio.to(tr.device) if audio is not None else None,
+                         cfg.render.mode, cfg.render.backend, args.max_frames, args.view_stride)
     tail = psnrs[-5:] or [float("nan")]
-    nv = ev.get("novel_view_mean") or {}
     rec = {"config": variant(name), "train_s": train_s, "train_psnr_last50": sum(tail) / len(tail),
            "train_psnr_min": min(psnrs) if psnrs else float("nan"),
            "normal_loss_last": normals[-1] if normals else float("nan"), "num_gaussians": tr.model.num_gaussians,
-           "test_psnr": test["full"]["psnr"], "test_ssim": test["full"]["ssim"],
-           "mouth_psnr": test.get("mouth", {}).get("psnr", float("nan")),
-           "head_psnr": test.get("head", {}).get("psnr", float("nan")),
-           "novel_view_psnr": nv.get("psnr", float("nan")), "novel_view_ssim": nv.get("ssim", float("nan")),
-           "views": {k: v["psnr"] for k, v in (ev.get("novel_views") or {}).items()}}
+           **scores}
     done.write_text(json.dumps(rec, indent=2))
     print(f"{name}: {json.dumps(rec)}", file=sys.stderr)
     return rec

@@ -44,7 +44,7 @@ def main() -> int:
     from thgs.synth.generate import SynthConfig, default_workers, generate
     from thgs.config import flat_names, get_path
     from thgs.runs.config import TrainConfig, preset, replace_flat
-    from thgs.train.evaluate import evaluate_subject
+    from bench_subject import test_scores
     from thgs.runs.frames import load_audio_windows
     from thgs.train.trainer import Trainer
 
@@ -93,12 +93,11 @@ def main() -> int:
         t1 = time.perf_counter()
         audio = load_audio_windows(subject, cfg)
         tr.model.eval()
-        m = evaluate_subject(tr.model, subject, tr.background, audio.to(device) if audio is not None else None,
-                             cfg.render.mode, cfg.render.backend)
+        m = test_scores(tr.model, subject, tr.background, audio.to(device) if audio is not None else None,
+                        cfg.render.mode, cfg.render.backend)
+        m.pop("views")
         rec = {"steps": cfg.steps, "train_s": train_s, "eval_s": time.perf_counter() - t1,
-               "num_gaussians": tr.model.num_gaussians, "test_psnr": m["test"]["psnr"], "test_ssim": m["test"]["ssim"],
-               "mouth_psnr": m["test"].get("mouth", {}).get("psnr"), "head_psnr": m["test"].get("head", {}).get("psnr"),
-               "novel_view_psnr": m.get("novel_view_psnr"), "novel_view_ssim": m.get("novel_view_ssim")}
+               "num_gaussians": tr.model.num_gaussians, **m}
         # rendering speed of the trained avatar (model forward + rasterization), frames per second
         from thgs.animate.drive import subject_drive
         from thgs.animate.render import render_frame
