@@ -60,7 +60,9 @@ class _Recording:
         if key != self._key:
             self.release()
             self.model.mouth_indices()  # found (a device read) before recording, then cached with the flags
-            samples = tuple(t.detach().clone() for t in tensors)
+            # the recording's inputs need the real ones' requires_grad: the backward graph computes the gradient
+            # of those (the rendered image's, say) and of no other
+            samples = tuple(t.detach().clone().requires_grad_(t.requires_grad) for t in tensors)
             warmup = self.warmup if self.recordings == 0 else 1  # the libraries' lazy set-up happened the first time
             self._module = torch.cuda.make_graphed_callables(module().train(), samples, num_warmup_iters=warmup,
                                                              allow_unused_input=True)
