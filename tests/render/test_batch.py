@@ -1,38 +1,20 @@
 """``render_batch``: B frames of the same Gaussians in one call; on the reference backend exactly the per-frame
 ``render`` images, and clear errors for inconsistent inputs."""
 
-import math
-
 import pytest
 import torch
 
 from thgs.render import GaussianBatch, render, render_batch
-from thgs.render._scenes import body_like
+from thgs.render._scenes import body_like, ring_cameras, turning_batch
 from thgs.render.base import Camera, flat_surfels
 
 
 def _batch(B: int, sh_degree: int | None, n: int = 300) -> GaussianBatch:
-    """B posed frames of one ``body_like`` set: each frame turned about the vertical axis and shifted."""
-    g = body_like(n, seed=3, sh_degree=sh_degree)
-    centre = torch.tensor([0.0, 0.0, 2.5])
-    means, quats = [], []
-    for b in range(B):
-        a = 0.25 * b
-        R = torch.tensor([[math.cos(a), 0.0, math.sin(a)], [0.0, 1.0, 0.0], [-math.sin(a), 0.0, math.cos(a)]])
-        means.append((g.means - centre) @ R.T + centre + torch.tensor([0.03 * b, -0.02 * b, 0.0]))
-        q = torch.tensor([math.cos(a / 2), 0.0, math.sin(a / 2), 0.0])  # the same turn as a quaternion
-        w1, v1 = q[0], q[1:]
-        w2, v2 = g.quats[:, :1], g.quats[:, 1:]
-        quats.append(torch.cat([w1 * w2 - (v2 * v1).sum(-1, keepdim=True),
-                                w1 * v2 + w2 * v1 + torch.cross(v1.expand_as(v2), v2, dim=-1)], -1))
-    scales = torch.stack([g.scales * (1.0 + 0.1 * b) for b in range(B)])
-    return GaussianBatch(means=torch.stack(means), quats=torch.stack(quats), scales=scales, opacities=g.opacities,
-                         colors=g.colors, sh_degree=sh_degree)
+    return turning_batch(n, B, seed=3, sh_degree=sh_degree)
 
 
 def _cameras(B: int) -> list[Camera]:
-    return [Camera.look_at(torch.tensor([0.2 * b - 0.2, 0.1, 0.0]), torch.tensor([0.0, 0.0, 2.5]),
-                           torch.tensor([0.0, -1.0, 0.0]), 45.0, 40, 32) for b in range(B)]
+    return ring_cameras(B, 40, 32)
 
 
 CASES = [("3dgs", False), ("2dgs", False), ("2dgs", True)]
