@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -84,6 +85,9 @@ def render_frames(model: THGSAvatar, drive: Drive, background: Tensor, mode: str
         return
     B = min(batch, T)
     animator = drive_animator(model, drive, batch=B)
+    dev = next(model.state.parameters()).device
+    drive = replace(drive, cameras=[c.to(dev) for c in drive.cameras])  # moved once, not once per batch
+    background = background.to(dev)
     for start in range(0, T, B):
         stop = min(start + B, T)
         images = to_uint8(render_frame_batch(model, drive, start, stop, background, mode, backend, animator=animator,
