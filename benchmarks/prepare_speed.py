@@ -43,8 +43,10 @@ def canvas(image: np.ndarray, width: int, height: int) -> np.ndarray:
     return out
 
 
-def make_clip(folder: Path, out: Path, *, seconds: float, fps: float, height: int, concat: bool = False) -> Path:
-    """Write the benchmark clip (see the module docstring); returns ``out``."""
+def make_clip(folder: Path, out: Path, *, seconds: float, fps: float, height: int, concat: bool = False,
+              width: int = 0) -> Path:
+    """Write the benchmark clip (see the module docstring; ``width`` > 0: that canvas width instead of 16:9,
+    e.g. the video's own aspect); returns ``out``."""
     from thgs.io.video import iter_frames, probe_video, read_video_audio, write_video
 
     videos = [p for p in folder.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES]
@@ -53,7 +55,7 @@ def make_clip(folder: Path, out: Path, *, seconds: float, fps: float, height: in
     videos.sort(key=lambda p: (-(probe_video(p).duration or 0.0), p.name))
     if not concat:
         videos = videos[:1]
-    width = int(round(height * 16 / 9)) // 2 * 2
+    width = width if width > 0 else int(round(height * 16 / 9)) // 2 * 2
     total = int(round(seconds * fps))
     # the audio follows the frames: each video's track forward then backward, looped
     parts = [read_video_audio(v) for v in videos]
@@ -108,6 +110,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--fps", type=float, default=30.0)
     parser.add_argument("--height", type=int, default=720)
+    parser.add_argument("--width", type=int, default=0, help="canvas width (0: 16:9 at --height)")
     parser.add_argument("--device", default="cpu", help="torch device of the fit (detection runs on the CPU)")
     parser.add_argument("--stages", default="detect,fit", help="'detect,fit' or 'detect'")
     parser.add_argument("--concat", action="store_true",
@@ -128,7 +131,7 @@ def main() -> int:
         if clip is None:
             t0 = time.perf_counter()
             clip = make_clip(args.folder, work / "clip.mp4", seconds=args.seconds, fps=args.fps, height=args.height,
-                             concat=args.concat)
+                             concat=args.concat, width=args.width)
             print(f"made {clip} in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
         rows, n = run(clip, work, args.device, stages, bake_shape=not args.no_bake_shape)
     import os

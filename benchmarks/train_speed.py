@@ -4,7 +4,7 @@ Every module is active from the first step (pose, expression, skinning residual,
 is off (no densification step is timed; the statistics are still gathered, as between two densifications).
 On the GPU (the issue's setting)::
 
-    PYTHONPATH=src python benchmarks/train_speed.py --data default512 --presets fast,paper
+    PYTHONPATH=src python benchmarks/train_speed.py --data default512 --presets fast,paper --forward eager,graphs
 
 with ``default512`` the default anny subject at 910x512 (``thgs synth default512 --size 512``); without
 ``--data`` (or when the folder does not exist) a subject is synthesised under ``--work`` (``--body``,
@@ -18,13 +18,18 @@ Per preset it measures, on the same trainer:
 - ``steps/s``: ``--steps`` steps after ``--warmup``, no synchronisation inside (what training runs at);
 - the breakdown (``--breakdown-steps`` more steps, the device synchronised around each phase, so their sum
   is a little above the free-running step): forward (the avatar's pose-and-skin pass), raster (the render
-  call), loss (every loss term, ``train.objective.step_losses``), backward, optimiser (both Adam steps) and the rest;
+  call), loss (every loss term, the trainer's ``losses``: ``train.objective.step_losses`` or its recording), backward, optimiser (both Adam steps) and the rest;
 - with ``torch.profiler`` over ``--profile-steps`` steps: host syncs per step (``aten::item`` and
   ``aten::_local_scalar_dense`` events, the usual count of host syncs, and ``cudaStreamSynchronize`` /
   ``cudaDeviceSynchronize`` calls), kernel launches per step (``cudaLaunchKernel``-family runtime calls),
   host-to-device copies (``cudaMemcpyAsync``) and the GPU time of the kernels per step;
 - ``host reads``: calls that read a device value on the host outside the rasterizer
-  (:class:`thgs.utils.syncs.HostReads`), a count that also works on a CPU.
+  (:class:`thgs.utils.syncs.HostReads`), a count that also works on a CPU;
+- the kernels that take the most GPU time per step (a second table).
+
+``--forward`` runs each preset once per way of running the avatar's forward pass, in the same process:
+``eager``, ``graphs`` (recorded CUDA graphs, ``cuda_graphs=True``, the default on CUDA) and ``compile``
+(``torch.compile``), so their ratio is measured on the same machine state.
 
 Prints a markdown table; writes ``$OUT/train_speed.json`` when ``$OUT`` is set.
 """
@@ -64,12 +69,12 @@ def phase_timers(trainer, device: str, totals: dict[str, float]):
             return out
         return wrapper
 
-    saved_render, saved_losses = T.render, T.step_losses
+    saved_render = T.render
     saved_backward = torch.Tensor.backward
     opts = [o for o in (trainer.gauss_opt, trainer.module_opt) if o is not None]
     T.render = timed("raster", saved_render)
-    T.step_losses = timed("loss", saved_losses)
-    saved_forward = trainer.forward
+    saved_forward, saved_losses = trainer.forward, trainer.losses
+    trainer.losses = timed("loss", saved_losses)
     trainer.forward = timed("forward", saved_forward)
     torch.Tensor.backward = timed("backward", saved_backward)
     for o in opts:
@@ -77,9 +82,9 @@ def phase_timers(trainer, device: str, totals: dict[str, float]):
     try:
         yield
     finally:
-        T.render, T.step_losses = saved_render, saved_losses
+        T.render = saved_render
         torch.Tensor.backward = saved_backward
-        trainer.forward = saved_forward
+        trainer.forward, trainer.losses = saved_forward, saved_losses
         for o in opts:
             del o.step
 
@@ -108,10 +113,17 @@ def profile_counts(trainer, device: str, steps: int) -> dict[str, float]:
 
     launches = sum(v for k, v in counts.items() if k.startswith(("cudaLaunchKernel", "cuLaunchKernel",
                                                                   "cudaLaunchCooperativeKernel"))) / steps
+    kernels: dict[str, float] = {}  # the device's own events (kernels, copies), by name
+    for ev in prof.events():
+        if str(getattr(ev, "device_type", "")).endswith("CUDA"):
+            us = float(getattr(ev, "self_device_time_total", getattr(ev, "self_cuda_time_total", 0.0)) or 0.0)
+            kernels[ev.name] = kernels.get(ev.name, 0.0) + us / 1000.0 / steps
+    top = sorted(kernels.items(), key=lambda kv: -kv[1])[:12]
     return {"item_events": n("aten::item", "aten::_local_scalar_dense"),
             "stream_syncs": n("cudaStreamSynchronize", "cudaDeviceSynchronize", "cudaEventSynchronize"),
-            "kernel_launches": launches, "memcpy": n("cudaMemcpyAsync", "cudaMemcpy"),
-            "gpu_ms": gpu_us / 1000.0 / steps}
+            "kernel_launches": launches, "graph_launches": n("cudaGraphLaunch"),
+            "memcpy": n("cudaMemcpyAsync", "cudaMemcpy"),
+            "gpu_ms": gpu_us / 1000.0 / steps, "top_kernels_ms": [[k[:90], round(v, 4)] for k, v in top]}
 
 
 def host_reads(trainer) -> int:
@@ -124,7 +136,11 @@ def host_reads(trainer) -> int:
                if not w.startswith(("render/_raster.py", "render/_project.py", "render/reference.py")))
 
 
-def bench_preset(name: str, subject, args, work: Path) -> dict:
+FORWARDS = {"eager": dict(cuda_graphs=False, compile=False), "graphs": dict(cuda_graphs=True, compile=False),
+            "compile": dict(cuda_graphs=False, compile=True)}
+
+
+def bench_preset(name: str, forward: str, subject, args, work: Path) -> dict:
     import torch
 
     from thgs.runs.config import preset, replace_flat
@@ -137,9 +153,8 @@ def bench_preset(name: str, subject, args, work: Path) -> dict:
                               train_size=args.train_size or preset(name).train_size, **ALL_ON)
     if args.backend:
         cfg = replace_flat(cfg, backend=args.backend)
-    if args.compile:
-        cfg = dataclasses.replace(cfg, compile=True)
-    tr = Trainer(cfg, subject, work / f"run_{name}")
+    cfg = dataclasses.replace(cfg, **FORWARDS[forward])
+    tr = Trainer(cfg, subject, work / f"run_{name}_{forward}")
     for _ in range(args.warmup):
         tr.train_step()
     sync(dev)
@@ -148,7 +163,7 @@ def bench_preset(name: str, subject, args, work: Path) -> dict:
         tr.train_step()
     sync(dev)
     dt = time.perf_counter() - t0
-    rec: dict = {"preset": name + (" (compiled)" if args.compile else ""), "image": f"{tr.camera.width}x{tr.camera.height}", "gaussians": tr.model.num_gaussians,
+    rec: dict = {"preset": f"{name} ({forward})", "image": f"{tr.camera.width}x{tr.camera.height}", "gaussians": tr.model.num_gaussians,
                  "mode": cfg.render.mode, "backend": tr.backend, "steps": args.steps, "steps_per_s": args.steps / dt,
                  "ms_per_step": 1000.0 * dt / args.steps}
     if args.breakdown_steps:
@@ -167,13 +182,19 @@ def bench_preset(name: str, subject, args, work: Path) -> dict:
     rec["host_reads"] = host_reads(tr)
     if dev.startswith("cuda"):
         rec["peak_memory_gib"] = torch.cuda.max_memory_allocated(dev) / 2**30
+    recordings = getattr(tr.forward, "recordings", None)
+    if recordings is not None:
+        rec["recordings"] = recordings
+    del tr
+    if dev.startswith("cuda"):
+        torch.cuda.empty_cache()
     return rec
 
 
 def table(rows: list[dict]) -> str:
     head = ("| preset | image | N | mode | steps/s | ms/step | " + " | ".join(f"{p} ms" for p in PHASES)
-            + " | item events/step | stream syncs/step | kernel launches/step | memcpy/step | GPU ms/step "
-              "| host reads/step |")
+            + " | item events/step | stream syncs/step | kernel launches/step | graph launches/step | memcpy/step "
+              "| GPU ms/step | host reads/step |")
     lines = [head, "|" + " --- |" * 4 + " ---: |" * (len(PHASES) + 9)]
     for r in rows:
         b = r.get("breakdown_ms", {})
@@ -181,9 +202,20 @@ def table(rows: list[dict]) -> str:
         cells = [r["preset"], r["image"], str(r["gaussians"]), r["mode"], f"{r['steps_per_s']:.2f}",
                  f"{r['ms_per_step']:.2f}"] + [f"{b[k]:.2f}" if k in b else "-" for k in PHASES]
         cells += [f"{p[k]:.1f}" if k in p else "-" for k in ("item_events", "stream_syncs", "kernel_launches",
-                                                             "memcpy")]
+                                                             "graph_launches", "memcpy")]
         cells += [f"{p['gpu_ms']:.2f}" if p.get("gpu_ms") else "-", str(r["host_reads"])]
         lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def kernel_table(rows: list[dict]) -> str:
+    """The kernels with the most GPU time per step, per row that was profiled."""
+    lines = []
+    for r in rows:
+        top = r.get("profile", {}).get("top_kernels_ms")
+        if top:
+            lines += [f"\n{r['preset']}: GPU ms per step by kernel (top {len(top)})\n", "| kernel | ms/step |",
+                      "| --- | ---: |"] + [f"| `{k}` | {v:.3f} |" for k, v in top]
     return "\n".join(lines)
 
 
@@ -197,7 +229,9 @@ def main() -> int:
     ap.add_argument("--warmup", type=int, default=30, help="untimed steps first (gsplat builds on first use)")
     ap.add_argument("--breakdown-steps", type=int, default=50, help="steps timed phase by phase (0: skip)")
     ap.add_argument("--profile-steps", type=int, default=10, help="steps under torch.profiler (0: skip)")
-    ap.add_argument("--compile", action="store_true", help="train with compile=True (torch.compile of the forward)")
+    ap.add_argument("--forward", default="graphs",
+                    help="comma-separated ways to run the avatar's forward pass: eager, graphs (CUDA graphs, the "
+                         "default on CUDA), compile (torch.compile); on a CPU graphs is the eager pass")
     args = ap.parse_args()
 
     import torch
@@ -209,19 +243,22 @@ def main() -> int:
         print("train_speed.py: --device cuda, but torch sees no CUDA GPU (use --device cpu)", file=sys.stderr)
         return 2
     presets = [p for p in args.presets.split(",") if p]
-    bad = [p for p in presets if p not in PRESETS]
+    forwards = [f for f in args.forward.split(",") if f]
+    bad = [p for p in presets if p not in PRESETS] + [f for f in forwards if f not in FORWARDS]
     if bad or args.steps < 1:
-        print(f"train_speed.py: unknown preset(s) {bad} or --steps < 1", file=sys.stderr)
+        print(f"train_speed.py: unknown preset(s) or forward(s) {bad} (forwards: {', '.join(FORWARDS)}) "
+              f"or --steps < 1", file=sys.stderr)
         return 2
     args.work.mkdir(parents=True, exist_ok=True)
     root = subject_root(args, "train_speed.py", views=())
     subject = open_subject(root)
-    rows = [bench_preset(p, subject, args, args.work) for p in presets]
+    rows = [bench_preset(p, f, subject, args, args.work) for p in presets for f in forwards]
     dev = torch.cuda.get_device_name(0) if args.device.startswith("cuda") else "CPU"
     print(f"Training speed on {dev} (torch {torch.__version__}), subject {root}; every module on, densification "
           f"off; {args.steps} steps after {args.warmup}; breakdown over {args.breakdown_steps} synchronised steps; "
           f"profile over {args.profile_steps}; {time.strftime('%Y-%m-%d')}\n")
     print(table(rows))
+    print(kernel_table(rows))
     out = os.environ.get("OUT")
     if out:
         Path(out, "train_speed.json").write_text(json.dumps({"device": dev, "torch": torch.__version__,

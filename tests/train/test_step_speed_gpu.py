@@ -1,4 +1,5 @@
-"""On a CUDA GPU: the step with fused Adam, staged images and compile=True gives the eager step's numbers."""
+"""On a CUDA GPU: the step with fused Adam and staged images; the steps replayed from CUDA graphs
+(cuda_graphs=True, the default) and compiled (compile=True) give the eager step's numbers."""
 
 
 import pytest
@@ -18,7 +19,7 @@ def _cfg(**kw):
     settings = dict(device="cuda", backend="gsplat", skinning="grid", grid_resolution=16, hash_levels=4,
                     hash_log2_table=10, progress=False, max_gaussians=600, steps=8, saam_start=0, pose_start=0,
                     expression_start=0, skinning_start=0, blendshapes_start=0, normal_weight=0.05, normal_start=2,
-                    densify_start=4, densify_stop=4)
+                    densify_start=4, densify_stop=4, cuda_graphs=False)
     return replace_flat(preset("smoke"), **{**settings, **kw})
 
 
@@ -48,6 +49,31 @@ def test_compiled_step_equals_the_eager_one(tiny_subject, tiny_body_model, tmp_p
     for name in ("means", "quats", "log_scales", "opacity_logits", "sh"):
         pa, pb = eager.model.state[name].detach(), compiled.model.state[name].detach()
         assert torch.allclose(pa, pb, rtol=1e-4, atol=1e-5), name
+
+
+def _assert_same_run(a, b, ta, tb):
+    for step, (x, y) in enumerate(zip(ta, tb)):
+        for k in ("loss", "recon", "psnr"):
+            assert y[k] == pytest.approx(x[k], rel=1e-4, abs=1e-7), (step, k)
+    assert a.model.num_gaussians == b.model.num_gaussians
+    for name in ("means", "quats", "log_scales", "opacity_logits", "sh"):
+        pa, pb = a.model.state[name].detach(), b.model.state[name].detach()
+        assert torch.allclose(pa, pb, rtol=1e-4, atol=1e-5), name
+    for (na, pa), (nb, pb) in zip(a.model.named_parameters(), b.model.named_parameters()):
+        assert na == nb and torch.allclose(pa.detach(), pb.detach(), rtol=1e-4, atol=1e-5), na
+
+
+def test_graphed_step_equals_the_eager_one(tiny_subject, tiny_body_model, tmp_path):
+    """Every module active from step 2 (a group switch), densification at step 4 (new parameters): the
+    pass is recorded again at each change and the run stays the eager one's."""
+    kw = dict(saam_start=2, pose_start=2, expression_start=2, skinning_start=2, blendshapes_start=2, steps=8)
+    eager, a = _run(_cfg(**kw), tiny_subject, tiny_body_model, tmp_path / "eager", steps=8)
+    graphed, b = _run(_cfg(cuda_graphs=True, **kw), tiny_subject, tiny_body_model, tmp_path / "graphed", steps=8)
+    from thgs.train.graphed import GraphedForward
+
+    assert isinstance(graphed.forward, GraphedForward)
+    assert graphed.forward.recordings >= 3  # at the start, at the group switch and after densification
+    _assert_same_run(eager, graphed, a, b)
 
 
 def test_a_cpu_checkpoint_resumes_on_the_gpu_with_fused_adam(tiny_subject, tiny_body_model, tmp_path):

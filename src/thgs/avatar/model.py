@@ -73,7 +73,8 @@ class FrameInputs:
     """One frame's driving signals.
 
     pose [J, 3] axis-angle; transl [3]; betas [S] or None; expression [E] or None;
-    audio_window [8, 16, C] or None; frame_index: the subject frame (selects refinements) or None.
+    audio_window [8, 16, C] or None; frame_index: the subject frame (selects refinements) or None; an int, or
+    a one-element long tensor on the model's device (a recorded training step reads no index from the host).
     """
 
     pose: Tensor
@@ -81,7 +82,7 @@ class FrameInputs:
     betas: Tensor | None = None
     expression: Tensor | None = None
     audio_window: Tensor | None = None
-    frame_index: int | None = None
+    frame_index: int | Tensor | None = None
 
 
 @dataclass
@@ -241,8 +242,14 @@ class THGSAvatar(nn.Module):
                 expr = torch.cat([expr[:k] + d[:k], expr[k:]])
         return pose, expr
 
-    def forward_full(self, frame: FrameInputs) -> AvatarOutput:
-        """Posed, activated Gaussians in world space plus auxiliary outputs."""
+    def saam_acts(self, frame: FrameInputs) -> bool:
+        """Whether SAAM moves the mouth Gaussians in this frame (it exists, is active and the frame has audio)."""
+        return self.saam is not None and self.active["saam"] and frame.audio_window is not None
+
+    def posed_gaussians(self, frame: FrameInputs) -> tuple[Tensor, Tensor, Tensor]:
+        """The frame-dependent part of the forward pass (Eq. 5-7): posed means [N, 3] in world space, unit
+        quaternions [N, 4] and activated scales [N, 3]. It reads nothing back from the device, so a training
+        step can record it as a CUDA graph (:mod:`thgs.train.graphed`)."""
         st = self.state
         mu = st["means"]
         parent = st["parent"]
@@ -253,11 +260,9 @@ class THGSAvatar(nn.Module):
         mu_e = mu + offsets
         quats = st["quats"]
         log_scales = st["log_scales"]
-        mouth = torch.zeros(mu.shape[0], dtype=torch.bool, device=mu.device)
-        if self.saam is not None and self.active["saam"] and frame.audio_window is not None:
+        if self.saam_acts(frame):
             idx = self.mouth_indices()
             if idx.numel():
-                mouth = st["mouth"]
                 d_mu, d_q, d_s = self.saam(mu.index_select(0, idx), frame.audio_window)
                 mu_e = mu_e.index_add(0, idx, d_mu)
                 quats = quats.index_add(0, idx, d_q)
@@ -279,15 +284,31 @@ class THGSAvatar(nn.Module):
         means = (rot @ mu_e[:, :, None])[:, :, 0] + per_point[:, :3, 3] + frame.transl
         rot_pure = rotation_6d_to_matrix(torch.cat([rot[:, :, 0], rot[:, :, 1]], dim=-1))
         q = quaternion_multiply(matrix_to_quaternion(rot_pure), normalize_quaternion(quats))
+        return means, q, G.activate_scales(log_scales)
+
+    def appearance(self) -> tuple[Tensor, Tensor, int | None]:
+        """The frame-independent part: activated opacities [N], colours ([N, 3] RGB for SH degree 0, else the
+        SH coefficients [N, K, 3]) and the SH degree to render them with (None for RGB)."""
+        st = self.state
         if self.sh_degree == 0:
-            colors = G.sh_to_rgb_dc(st["sh"])
-            sh_degree = None
+            colors, sh_degree = G.sh_to_rgb_dc(st["sh"]), None
         else:
-            colors = st["sh"]
-            sh_degree = self.sh_degree
-        gs = GaussianSet(means=means, quats=q, scales=G.activate_scales(log_scales),
-                         opacities=G.activate_opacities(st["opacity_logits"]), colors=colors, sh_degree=sh_degree)
+            colors, sh_degree = st["sh"], self.sh_degree
+        return G.activate_opacities(st["opacity_logits"]), colors, sh_degree
+
+    def output(self, frame: FrameInputs, means: Tensor, quats: Tensor, scales: Tensor) -> AvatarOutput:
+        """:class:`AvatarOutput` of ``frame`` from its posed means, quaternions and scales."""
+        opacities, colors, sh_degree = self.appearance()
+        mu = self.state["means"]
+        mouth = (self.state["mouth"] if self.saam_acts(frame) and self.mouth_indices().numel()
+                 else torch.zeros(mu.shape[0], dtype=torch.bool, device=mu.device))
+        gs = GaussianSet(means=means, quats=quats, scales=scales, opacities=opacities, colors=colors,
+                         sh_degree=sh_degree)
         return AvatarOutput(gaussians=gs, canonical_means=mu, mouth=mouth)
+
+    def forward_full(self, frame: FrameInputs) -> AvatarOutput:
+        """Posed, activated Gaussians in world space plus auxiliary outputs."""
+        return self.output(frame, *self.posed_gaussians(frame))
 
     def forward(self, frame: FrameInputs) -> GaussianSet:
         return self.forward_full(frame).gaussians

@@ -26,19 +26,25 @@ class FrameRefinements(nn.Module):
     def num_frames(self) -> int:
         return self.pose.shape[0]
 
-    def pose_delta(self, frame_index: int) -> Tensor:
-        """[J, 3] residual of frame ``frame_index``."""
-        self._check(frame_index)
-        return self.pose[frame_index]
+    def pose_delta(self, frame_index: int | Tensor) -> Tensor:
+        """[J, 3] residual of frame ``frame_index`` (an int, or a one-element long tensor on the device: then
+        nothing is read back to check it, for a step recorded as a CUDA graph)."""
+        return _row(self.pose, self._check(frame_index))
 
-    def expression_delta(self, frame_index: int) -> Tensor:
-        """[E] residual of frame ``frame_index``."""
-        self._check(frame_index)
-        return self.expression[frame_index]
+    def expression_delta(self, frame_index: int | Tensor) -> Tensor:
+        """[E] residual of frame ``frame_index`` (as :meth:`pose_delta`)."""
+        return _row(self.expression, self._check(frame_index))
 
-    def _check(self, i: int) -> None:
+    def _check(self, i: int | Tensor) -> int | Tensor:
+        if isinstance(i, Tensor):
+            return i
         if not 0 <= i < self.num_frames:
             raise IndexError(f"frame index {i} outside the {self.num_frames} refined frames")
+        return i
+
+
+def _row(table: Tensor, i: int | Tensor) -> Tensor:
+    return table.index_select(0, i.reshape(1))[0] if isinstance(i, Tensor) else table[i]
 
 
 def exponential_lr(step: int, start: int, total: int, lr_start: float, lr_final: float) -> float:

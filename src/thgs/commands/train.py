@@ -10,7 +10,7 @@ HELP = "train a talking avatar on a subject folder"
 DESCRIPTION = ("Train a THGS avatar on DATA (a subject folder) into RUN. Start from a named preset "
                "(--preset; without it: cpu on a CPU, fast on a GPU) and override single settings with the flags "
                "below. --resume continues the stopped (or finished) run in RUN with its own settings; of the flags, "
-               "only --steps, --log-every, --checkpoint-every, --progress and --compile may change, any other that differs "
+               "only --steps, --log-every, --checkpoint-every, --progress, --compile and --cuda-graphs may change, any other that differs "
                "from the run's setting is refused. Every setting is checked (finite, in range) before anything "
                "is written. Each setting's help ends with its value in the presets (paper, fast, cpu, smoke), or "
                "its one default when they agree.")
@@ -33,7 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                             title="training settings (TrainConfig)")
 
 
-SAFE_ON_RESUME = ("steps", "log_every", "checkpoint_every", "progress", "compile")
+SAFE_ON_RESUME = ("steps", "log_every", "checkpoint_every", "progress", "compile", "cuda_graphs")
 """Settings ``--resume`` applies to a started run; any other changed flag is refused."""
 
 

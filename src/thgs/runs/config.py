@@ -148,7 +148,12 @@ class TrainConfig:
                                    steps="interval")
     progress: bool = option(True, help="show a progress bar")
     compile: bool = option(False, help="compile the avatar's forward pass with torch.compile (for CUDA; the first "
-                                       "steps take longer while it compiles; the same results up to rounding)")
+                                       "steps take longer while it compiles; the same results up to rounding; "
+                                       "takes the place of --cuda-graphs)")
+    cuda_graphs: bool = option(True, help="on a CUDA device, record the avatar's posing pass and its backward as "
+                                          "CUDA graphs and replay them each step (recorded again after each "
+                                          "densification or group switch; the same results up to rounding; "
+                                          "unused on a CPU)")
     # -- groups --------------------------------------------------------------------------------
     model: ModelConfig = option(default_factory=ModelConfig, help="avatar model: components (ablations) and sizes",
                                 prefix="")

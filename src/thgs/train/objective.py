@@ -27,11 +27,22 @@ def step_losses(model: THGSAvatar, out: AvatarOutput, res: RenderResult, target:
     Returns:
         {"recon", ["vertex"], ["leb"], ["skinning_tv"], ["normal"], "loss"}.
     """
-    recon = L.reconstruction_loss(res.rgb, target, weights.dssim, pixel_weights)
+    normals = ((res.normals, res.surf_normals, res.alpha)
+               if normal and res.normals is not None and res.surf_normals is not None else None)
+    return loss_terms(model, out.canonical_means, res.rgb, target, weights, pixel_weights=pixel_weights,
+                      normals=normals)
+
+
+def loss_terms(model: THGSAvatar, canonical_means: Tensor, rgb: Tensor, target: Tensor, weights: L.LossWeights, *,
+               pixel_weights: Tensor | None = None,
+               normals: tuple[Tensor, Tensor, Tensor] | None = None) -> dict[str, Tensor]:
+    """:func:`step_losses` on tensors: the canonical means [N, 3], the rendered colour [H, W, 3] and, for the
+    normal term, (rendered normals, depth normals, alpha); the same terms and total."""
+    recon = L.reconstruction_loss(rgb, target, weights.dssim, pixel_weights)
     terms: dict[str, Tensor] = {"recon": recon}
     loss = recon
     if weights.vertex > 0:
-        terms["vertex"] = L.vertex_loss(out.canonical_means, model.parent_positions(), margin=weights.vertex_margin)
+        terms["vertex"] = L.vertex_loss(canonical_means, model.parent_positions(), margin=weights.vertex_margin)
         loss = loss + weights.vertex * terms["vertex"]
     if model.leb is not None and model.is_active("blendshapes") and weights.leb > 0:
         terms["leb"] = model.leb.l2()
@@ -40,13 +51,12 @@ def step_losses(model: THGSAvatar, out: AvatarOutput, res: RenderResult, target:
     if grid is not None and model.is_active("skinning") and weights.skinning_tv > 0 and grid.delta.requires_grad:
         terms["skinning_tv"] = grid.tv_loss()
         loss = loss + weights.skinning_tv * terms["skinning_tv"]
-    if normal and res.normals is not None and res.surf_normals is not None:
-        terms["normal"] = L.normal_consistency_loss(res.normals, res.surf_normals, res.alpha,
-                                                    min_alpha=weights.normal_min_alpha,
+    if normals is not None:
+        terms["normal"] = L.normal_consistency_loss(*normals, min_alpha=weights.normal_min_alpha,
                                                     detach_surface=weights.normal_detach_depth)
         loss = loss + weights.normal * terms["normal"]
     terms["loss"] = loss
     return terms
 
 
-__all__ = ["step_losses"]
+__all__ = ["loss_terms", "step_losses"]

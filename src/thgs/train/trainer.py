@@ -37,7 +37,7 @@ from thgs.runs.checkpoint import numpy_rng_state, read_checkpoint, set_numpy_rng
 from thgs.runs.config import TrainConfig, validate_config
 from thgs.runs.frames import frame_inputs, load_audio_windows
 from thgs.train.data import FrameSampler, TrainingData
-from thgs.train.objective import step_losses
+from thgs.train.graphed import GraphedForward, make_forward, make_objective, model_signature
 from thgs.utils.io import save_torch, write_json
 
 GAUSSIAN_PARAMS = ("means", "quats", "log_scales", "opacity_logits", "sh")
@@ -95,12 +95,14 @@ class Trainer:
         self.model = build_avatar(cfg, body, int(subject.num_frames),
                                   audio.shape[-1] if audio is not None else 0).to(self.device)
         self.extent = body_height(body)
-        # the avatar's forward pass, compiled when asked (torch.compile; parameters are read at each call, so
-        # densification and group switches need no rebuild, only, at worst, a recompilation)
-        self.forward = torch.compile(self.model.forward_full, dynamic=True) if cfg.compile else self.model.forward_full
+        # the avatar's forward pass and the loss terms: replayed from CUDA graphs on a GPU (thgs.train.graphed),
+        # the forward compiled when asked, else eager
+        self.forward = make_forward(self.model, cfg, self.device)
+        self.graphed = isinstance(self.forward, GraphedForward)
         self.sampler = FrameSampler(self.data.frames, cfg.seed)
         self.densify = DensifyStrategy(cfg.densify, self.extent)
         self.weights = cfg.loss.for_body(body_scale(body))
+        self.losses = make_objective(self.model, self.weights, cfg, self.device)
         self._images: Tensor | None = None
         self._masks: Tensor | None = None
         self.step = 0
@@ -164,13 +166,13 @@ class Trainer:
         frame = self.sampler.next()
         gt = self._image(frame)
         inputs = frame_inputs(self.params, self.data.audio, frame, refine=True)
-        out = self.forward(inputs)
+        key = model_signature(self.model) if self.graphed else None  # what the recordings were made for
+        out = self.forward(inputs, model_key=key) if self.graphed else self.forward(inputs)
         normal_on = self.normal_loss_on(step)
         res = render(out.gaussians, self.camera, self.background, mode=self.cfg.render.mode, backend=self.backend,
                      outputs="full" if normal_on else "rgb")
         self.densify.step_pre_backward(step, res.means2d)
-        parts = step_losses(self.model, out, res, gt, self.weights, pixel_weights=self._pixel_weights(frame),
-                            normal=normal_on)
+        parts = self.losses(out, res, gt, pixel_weights=self._pixel_weights(frame), normal=normal_on, model_key=key)
         loss = parts.pop("loss")
         terms: dict[str, Tensor | float] = {k: v.detach() for k, v in parts.items()}
         self.gauss_opt.zero_grad(set_to_none=True)
