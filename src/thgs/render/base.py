@@ -243,12 +243,12 @@ def get_backend(name: str = "auto", device: torch.device | str | None = None) ->
     return _INSTANCES[name]  # type: ignore[return-value]
 
 
-G = TypeVar("G", GaussianSet, GaussianBatch)
+_Gaussians = TypeVar("_Gaussians", GaussianSet, GaussianBatch)
 
 
-def flat_surfels(gaussians: G) -> G:
-    """2DGS surfels as 3D Gaussians with a zero third scale, for the 3DGS rasterizer (a :class:`GaussianSet` or,
-    frame by frame, a :class:`GaussianBatch`; batch scales that are one expanded [N, 3] stay expanded).
+def flat_surfels(gaussians: _Gaussians) -> _Gaussians:
+    """2DGS surfels as 3D Gaussians with a zero third scale, for the 3DGS rasterizer (a :class:`GaussianSet`, or
+    every frame of a :class:`GaussianBatch` at once; batch scales that are one expanded [N, 3] stay expanded).
 
     The same disks (the first two scales span them, the rotation's third column is their normal) drawn as
     flat ellipsoids: 3DGS projects each to a 2D Gaussian (plus the ``eps2d`` screen dilation) instead of
