@@ -40,6 +40,8 @@ def test_render_rejects_bad_input_and_writes_nothing(toy_run, tmp_path, capsys):
     assert main(["render", str(toy_run), "--out", str(out), "--expression", "nosuch=1"]) == 2
     assert "unknown expression 'nosuch'" in capsys.readouterr().err
     assert main(["render", str(tmp_path), "--out", str(out)]) == 2
+    assert main(["render", str(toy_run), "--out", str(out), "--batch", "0"]) == 2
+    assert "--batch 0: must be at least 1" in capsys.readouterr().err
     assert not out.exists()
 
 

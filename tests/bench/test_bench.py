@@ -41,6 +41,8 @@ def test_bench_command_tiny(tmp_path, capsys):
                                "frame_surfels_3dgs"}  # no "animation_graph" off CUDA
     assert "gsplat_floor" not in r and "frame_rgb_over_gsplat" not in r  # no bare gsplat off CUDA
     assert r["batched"]["fast_rgb_frame_ms"] > 0
+    for key in ("one_call", "one_call_rgb", "one_call_2dgs_rgb"):  # one render_batch per batch
+        assert r["batched"][f"{key}_frame_ms"] > 0 and r["batched"][f"{key}_fps"] > 0
     assert all(p["ms"] > 0 and p["fps"] > 0 for p in r["parts"].values())
     assert r["num_gaussians"] == 1500 and r["floor_ms"] > 0 and r["batched"]["batch"] == 2
     b = r["batched"]
@@ -55,6 +57,7 @@ def test_bench_command_tiny(tmp_path, capsys):
     assert "| animation, fast path (Animator, eager) |" in md
     assert "| batch of 2: animation, fast path (eager), per frame |" in md
     assert "| whole frame, fast path, colour only, surfels as 3DGS |" in md
+    assert "| batch of 2: whole frame, one render_batch call, colour only, surfels as 3DGS, per frame |" in md
 
 
 def test_bench_rejects_bad_input(tmp_path, capsys):
@@ -69,10 +72,12 @@ def test_floor_ratios_and_no_bare_gsplat_on_the_cpu():
     from thgs.render._scenes import body_like, front_camera
 
     assert gsplat_floor(body_like(10), front_camera(8, 8), torch.ones(3), 2, None) == {}
-    result = {"gsplat_floor": {"3dgs_rgb": 0.5, "2dgs_rgb": 1.0, "3dgs_rgb_batched": 0.1},
+    result = {"gsplat_floor": {"3dgs_rgb": 0.5, "2dgs_rgb": 1.0, "3dgs_rgb_batched": 0.1, "2dgs_rgb_batched": 0.2},
               "parts": {"frame_rgb": {"ms": 1.5}, "frame_surfels_3dgs": {"ms": 1.0}},
-              "batched": {"fast_rgb_frame_ms": 0.3}}
+              "batched": {"fast_rgb_frame_ms": 0.3, "one_call_rgb_frame_ms": 0.15, "one_call_2dgs_rgb_frame_ms": 0.5}}
     assert floor_ratios(result, "2dgs") == {"frame_rgb_over_gsplat": 1.5, "frame_surfels_over_gsplat": 2.0,
-                                            "batched_over_gsplat": pytest.approx(3.0)}
+                                            "batched_over_gsplat": pytest.approx(1.5),
+                                            "batched_loop_over_gsplat": pytest.approx(3.0),
+                                            "batched_2dgs_over_gsplat": pytest.approx(2.5)}
     assert floor_ratios(result, "3dgs")["frame_rgb_over_gsplat"] == 3.0
     assert floor_ratios({"parts": {}}, "2dgs") == {}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -12,7 +13,7 @@ from torch import Tensor
 from thgs.animate.drive import Drive
 from thgs.avatar.inference import Animator
 from thgs.avatar.model import THGSAvatar
-from thgs.render.base import render
+from thgs.render.base import render, render_batch
 
 
 @torch.no_grad()
@@ -35,26 +36,66 @@ def render_frame(model: THGSAvatar, drive: Drive, t: int, background: Tensor, mo
     return res.rgb.clamp(0, 1)
 
 
-def drive_animator(model: THGSAvatar, drive: Drive) -> Animator:
-    """The fast-path :class:`Animator` of ``model`` for the frames of ``drive`` (its betas; a CUDA graph of
-    one frame on CUDA). Drive frames carry no frame index, so the model's per-frame refinements never apply."""
+BATCH = 8
+"""Frames per Animator call and per rasterizer call in :func:`render_frames`."""
+
+
+def drive_animator(model: THGSAvatar, drive: Drive, batch: int = 1) -> Animator:
+    """The fast-path :class:`Animator` of ``model`` for the frames of ``drive`` (its betas; on CUDA a CUDA graph
+    of ``batch`` frames). Drive frames carry no frame index, so the model's per-frame refinements never apply."""
     dev = next(model.state.parameters()).device
     anim = Animator.from_model(model, betas=drive.betas.to(dev))
     if dev.type == "cuda":
-        anim.capture(batch=1, audio_shape=tuple(drive.audio.shape[1:]) if drive.audio is not None else (8, 16, 0))
+        anim.capture(batch=batch, audio_shape=tuple(drive.audio.shape[1:]) if drive.audio is not None else (8, 16, 0))
     return anim
 
 
+@torch.no_grad()
+def render_frame_batch(model: THGSAvatar, drive: Drive, start: int, stop: int, background: Tensor,
+                       mode: str = "2dgs", backend: str = "auto", animator: Animator | None = None,
+                       surfels_as_3dgs: bool = False) -> Tensor:
+    """Frames ``start`` .. ``stop - 1`` of ``drive``: float [B, H, W, 3] in [0, 1], the images of
+    :func:`render_frame` with ``animator`` for each frame, from one batched Animator call and one
+    :func:`~thgs.render.base.render_batch` (colour only). ``animator``: built by :func:`drive_animator` (None:
+    built here, with a CUDA graph of this batch size)."""
+    if not 0 <= start < stop <= len(drive):
+        raise ValueError(f"render_frame_batch: frames {start}..{stop - 1} are not within the drive's {len(drive)}")
+    dev = next(model.state.parameters()).device
+    if animator is None:
+        animator = drive_animator(model, drive, batch=stop - start)
+    sl = slice(start, stop)
+    audio = drive.audio[sl].to(dev) if drive.audio is not None else None
+    batch = animator.animate(drive.pose[sl].to(dev), drive.expression[sl].to(dev), audio, drive.transl[sl].to(dev))
+    cams = [drive.camera(t) for t in range(start, stop)] if len(drive.cameras) > 1 else drive.cameras[0]
+    res = render_batch(batch, cams, background.to(dev), mode=mode, backend=backend,  # type: ignore[arg-type]
+                       outputs="rgb", surfels_as_3dgs=surfels_as_3dgs)
+    return res.rgb.clamp(0, 1)
+
+
 def render_frames(model: THGSAvatar, drive: Drive, background: Tensor, mode: str = "2dgs", backend: str = "auto",
-                  progress: Callable[[int], None] | None = None, surfels_as_3dgs: bool = False) -> Iterator[np.ndarray]:
-    """Yield uint8 [H, W, 3] frames of the whole drive (posed by :func:`drive_animator`)."""
-    animator = drive_animator(model, drive) if len(drive) else None
-    for t in range(len(drive)):
-        img = render_frame(model, drive, t, background, mode, backend, animator=animator,
-                           surfels_as_3dgs=surfels_as_3dgs)
-        if progress is not None:
-            progress(t)
-        yield to_uint8(img)
+                  progress: Callable[[int], None] | None = None, surfels_as_3dgs: bool = False,
+                  batch: int = BATCH) -> Iterator[np.ndarray]:
+    """Yield uint8 [H, W, 3] frames of the whole drive in order, rendered ``batch`` at a time
+    (:func:`render_frame_batch`; on CUDA the Animator replays a graph of that many frames, the last, shorter
+    batch runs eagerly); ``progress(t)`` is called for each frame as it is yielded."""
+    if batch < 1:
+        raise ValueError(f"render_frames: batch must be >= 1, got {batch}")
+    T = len(drive)
+    if not T:
+        return
+    B = min(batch, T)
+    animator = drive_animator(model, drive, batch=B)
+    dev = next(model.state.parameters()).device
+    drive = replace(drive, cameras=[c.to(dev) for c in drive.cameras])  # moved once, not once per batch
+    background = background.to(dev)
+    for start in range(0, T, B):
+        stop = min(start + B, T)
+        images = to_uint8(render_frame_batch(model, drive, start, stop, background, mode, backend, animator=animator,
+                                             surfels_as_3dgs=surfels_as_3dgs))
+        for k in range(stop - start):
+            if progress is not None:
+                progress(start + k)
+            yield images[k]
 
 
 def to_uint8(img: Tensor) -> np.ndarray:
@@ -91,4 +132,5 @@ def write_mp4(path: str | Path, frames, fps: float, clip: tuple[np.ndarray, int]
     return write_video(path, stream(), fps, audio=audio)
 
 
-__all__ = ["drive_animator", "even_size", "render_frame", "render_frames", "to_uint8", "write_mp4"]
+__all__ = ["BATCH", "drive_animator", "even_size", "render_frame", "render_frame_batch", "render_frames", "to_uint8",
+           "write_mp4"]

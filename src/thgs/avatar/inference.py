@@ -29,7 +29,6 @@ or active groups (:func:`model_fingerprint` tells when).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -41,7 +40,7 @@ from thgs.avatar.model import THGSAvatar
 from thgs.avatar.skinning_grid import blend_grid_transforms
 from thgs.core import lbs
 from thgs.core.rotations import matrix_to_quaternion, normalize_quaternion, quaternion_multiply
-from thgs.render.base import GaussianSet
+from thgs.render.base import GaussianBatch, GaussianSet
 
 
 def model_fingerprint(model: THGSAvatar, saam: bool = True, leb: bool = True) -> tuple:
@@ -52,29 +51,10 @@ def model_fingerprint(model: THGSAvatar, saam: bool = True, leb: bool = True) ->
     return (id(model), bool(saam), bool(leb), tuple(sorted(model.active_groups())), tensors)
 
 
-@dataclass
-class AnimatedGaussians:
-    """B posed frames of the same Gaussians.
-
-    means [B, N, 3]; quats [B, N, 4] (unit, w x y z); scales [B, N, 3] (may be an expanded view of one
-    [N, 3] when no frame changes them); opacities [N] and colors [N, 3] or [N, K, 3] shared by all frames;
-    sh_degree as :class:`GaussianSet`. Outputs of a replayed CUDA graph are overwritten by the next replay.
-    """
-
-    means: Tensor
-    quats: Tensor
-    scales: Tensor
-    opacities: Tensor
-    colors: Tensor
-    sh_degree: int | None
-
-    def __len__(self) -> int:
-        return self.means.shape[0]
-
-    def frame(self, b: int) -> GaussianSet:
-        """Frame ``b`` as a renderable :class:`GaussianSet`."""
-        return GaussianSet(means=self.means[b], quats=self.quats[b], scales=self.scales[b], opacities=self.opacities,
-                           colors=self.colors, sh_degree=self.sh_degree)
+AnimatedGaussians = GaussianBatch
+"""B posed frames of the same Gaussians: the renderer's batched input (:class:`thgs.render.base.GaussianBatch`,
+drawn by :func:`thgs.render.base.render_batch`); scales may be an expanded view of one [N, 3] when no frame
+changes them. Outputs of a replayed CUDA graph are overwritten by the next replay."""
 
 
 def _gram_schmidt_quaternion(rot: Tensor) -> Tensor:
@@ -90,7 +70,7 @@ def _gram_schmidt_quaternion(rot: Tensor) -> Tensor:
 class _Graph:
     """One recorded animation: the graph, its static inputs and outputs."""
 
-    def __init__(self, graph: Any, inputs: dict[str, Tensor | None], output: AnimatedGaussians) -> None:
+    def __init__(self, graph: Any, inputs: dict[str, Tensor | None], output: GaussianBatch) -> None:
         self.graph = graph
         self.inputs = inputs
         self.output = output
@@ -100,7 +80,8 @@ class Animator:
     """Poses a trained avatar's Gaussians quickly (see the module docstring). Build with :meth:`from_model`.
 
     Call with one frame (``animator(pose, expression, audio_window, transl)`` -> :class:`GaussianSet`) or
-    a batch (:meth:`animate` -> :class:`AnimatedGaussians`). After :meth:`capture` on CUDA, calls whose
+    a batch (:meth:`animate` -> :class:`~thgs.render.base.GaussianBatch`, which
+    :func:`~thgs.render.base.render_batch` draws in one call). After :meth:`capture` on CUDA, calls whose
     shapes match the captured batch replay the graph; others run eagerly.
     """
 
@@ -223,7 +204,7 @@ class Animator:
         return (weights[..., None] * codes).sum(1)
 
     def _animate_eager(self, pose: Tensor, expression: Tensor | None, audio: Tensor | None,
-                       transl: Tensor) -> AnimatedGaussians:
+                       transl: Tensor) -> GaussianBatch:
         B = pose.shape[0]
         rot = lbs.axis_angle_to_matrix(pose)  # [B, J, 3, 3]
         # Canonical offsets per vertex (the order of THGSAvatar.vertex_offsets), then per Gaussian.
@@ -260,7 +241,7 @@ class Animator:
         R = M[..., :3]
         means = (R @ mu_e[..., None])[..., 0] + M[..., 3] + transl[:, None]
         q = quaternion_multiply(_gram_schmidt_quaternion(R), quats)
-        return AnimatedGaussians(means=means, quats=q, scales=scales, opacities=self.opacities, colors=self.colors,
+        return GaussianBatch(means=means, quats=q, scales=scales, opacities=self.opacities, colors=self.colors,
                                  sh_degree=self.sh_degree)
 
     def _check(self, pose: Tensor, expression: Tensor | None, audio: Tensor | None, transl: Tensor) -> None:
@@ -276,7 +257,7 @@ class Animator:
 
     @torch.no_grad()
     def animate(self, pose: Tensor, expression: Tensor | None = None, audio: Tensor | None = None,
-                transl: Tensor | None = None) -> AnimatedGaussians:
+                transl: Tensor | None = None) -> GaussianBatch:
         """Pose B frames: pose [B, J, 3] axis-angle, expression [B, E] or None, audio [B, 8, 16, C] (each
         frame's audio window) or None, transl [B, 3] (None: zero). Replays the captured graph when one
         matches the batch and the inputs given (its outputs are overwritten by the next replay)."""
@@ -308,7 +289,7 @@ class Animator:
         return ga is None or tuple(ga.shape) == tuple(audio.shape)  # type: ignore[union-attr]
 
     def _replay(self, g: _Graph, pose: Tensor, expression: Tensor | None, audio: Tensor | None,
-                transl: Tensor) -> AnimatedGaussians:
+                transl: Tensor) -> GaussianBatch:
         ins = g.inputs
         ins["pose"].copy_(pose)  # type: ignore[union-attr]
         ins["transl"].copy_(transl)  # type: ignore[union-attr]

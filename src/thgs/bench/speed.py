@@ -17,9 +17,11 @@ Parts of one frame (the order of :meth:`thgs.avatar.model.THGSAvatar.forward_ful
 Each part is timed on its own (warm-up, many repeats, median), so the parts do not add up exactly to
 the whole. ``batched`` poses B frames per call: the per-frame offsets and SAAM run frame by frame (the
 avatar's modules take one frame), the skinning runs once on [B, N] points (the skinning grid and the
-LBS functions take a batch), and each frame is rasterized (the renderer takes one camera per call);
-its ``fast_*`` figures do the same with the Animator's batched ``animate`` (one call for all B frames,
-a CUDA graph on CUDA).
+LBS functions take a batch), and each frame is rasterized with its own ``render`` call; its ``fast_*``
+figures do the same with the Animator's batched ``animate`` (one call for all B frames, a CUDA graph on CUDA);
+its ``one_call_*`` figures draw the Animator's batch with one :func:`~thgs.render.base.render_batch` (one
+rasterizer call for all B frames on gsplat; the reference backend still draws frame by frame), so
+``fast_rgb_*`` against ``one_call_rgb_*`` is the gain of the batched rasterization alone.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from thgs.avatar.model import GROUPS, AvatarOptions, FrameInputs, THGSAvatar
 from thgs.bench.timing import Timing, time_fn
 from thgs.core import lbs
 from thgs.core.rotations import matrix_to_quaternion, normalize_quaternion, quaternion_multiply, rotation_6d_to_matrix
-from thgs.render.base import Camera, GaussianSet, render
+from thgs.render.base import Camera, GaussianSet, render, render_batch
 
 
 @dataclass
@@ -259,16 +261,31 @@ def render_speed(model: THGSAvatar, opts: SpeedOptions, device: str) -> dict[str
                     render(out.frame(b), cam, bg, mode=opts.mode, backend=opts.backend, outputs="rgb",
                            surfels_as_3dgs=opts.mode == "2dgs")
 
+            def one_call() -> None:
+                render_batch(anim.animate(*many), cam, bg, mode=opts.mode, backend=opts.backend,  # type: ignore[arg-type]
+                             outputs="full")
+
+            def one_call_rgb() -> None:
+                render_batch(anim.animate(*many), cam, bg, mode=opts.mode, backend=opts.backend,  # type: ignore[arg-type]
+                             outputs="rgb", surfels_as_3dgs=opts.mode == "2dgs")
+
             tb = t(batched)
             ta = t(batched_anim)
             fb = t(fast_batched)
             fa = t(lambda: anim.animate(*many))
             fr = t(fast_batched_rgb)
+            oc = t(one_call)
+            ocr = t(one_call_rgb)
             result["batched"] = {"batch": B, "frame_ms": tb.median / B, "fps": 1000.0 * B / tb.median,
                                  "animation_ms": ta.median / B, "call_ms": tb.median,
                                  "fast_frame_ms": fb.median / B, "fast_fps": 1000.0 * B / fb.median,
                                  "fast_animation_ms": fa.median / B, "fast_call_ms": fb.median, "fast_graph": graph,
-                                 "fast_rgb_frame_ms": fr.median / B, "fast_rgb_fps": 1000.0 * B / fr.median}
+                                 "fast_rgb_frame_ms": fr.median / B, "fast_rgb_fps": 1000.0 * B / fr.median,
+                                 **_per_frame("one_call", oc, B), **_per_frame("one_call_rgb", ocr, B)}
+            if opts.mode == "2dgs":  # true 2DGS, colour only, one call
+                ocn = t(lambda: render_batch(anim.animate(*many), cam, bg, mode="2dgs", backend=opts.backend,
+                                             outputs="rgb"))
+                result["batched"].update(_per_frame("one_call_2dgs_rgb", ocn, B))
     floor = parts["rasterization"].median
     from thgs.render.base import available_backends
 
@@ -285,6 +302,11 @@ def render_speed(model: THGSAvatar, opts: SpeedOptions, device: str) -> dict[str
                        "skinning": "grid" if model.skin_grid is not None else "parent"},
     })
     return result
+
+
+def _per_frame(name: str, timing: Timing, batch: int) -> dict[str, float]:
+    """``{name}_frame_ms`` and ``{name}_fps`` of a call drawing ``batch`` frames."""
+    return {f"{name}_frame_ms": timing.median / batch, f"{name}_fps": 1000.0 * batch / timing.median}
 
 
 def _bare_inputs(gs: GaussianSet, cam: Camera, bg: Tensor, batch: int) -> tuple:
@@ -305,8 +327,8 @@ def _bare_inputs(gs: GaussianSet, cam: Camera, bg: Tensor, batch: int) -> tuple:
 def gsplat_floor(gs: GaussianSet, cam: Camera, bg: Tensor, batch: int, timer) -> dict[str, Any]:
     """The bare gsplat calls on the posed Gaussians ``gs`` (no thgs wrapper: arguments prepared outside the timed
     call), milliseconds per frame: ``3dgs_rgb`` (``rasterization``, render_mode RGB), ``2dgs_rgb`` and
-    ``2dgs_rgb_ed`` (``rasterization_2dgs``, RGB and RGB+ED) and ``3dgs_rgb_batched`` (``batch`` frames in one
-    call, per frame). The floor a whole frame is compared with; empty when gsplat cannot run (no CUDA GPU)."""
+    ``2dgs_rgb_ed`` (``rasterization_2dgs``, RGB and RGB+ED), ``3dgs_rgb_batched`` and ``2dgs_rgb_batched``
+    (``batch`` frames in one call, per frame). The floor a whole frame is compared with; empty when gsplat cannot run (no CUDA GPU)."""
     from thgs.render import gsplat_backend
 
     if gs.means.device.type != "cuda" or not gsplat_backend.is_available():
@@ -337,8 +359,11 @@ def gsplat_floor(gs: GaussianSet, cam: Camera, bg: Tensor, batch: int, timer) ->
             ms = timer(lambda: gsplat.rasterization(bm, bq, bs, bo, bc[:, None], bV, bK, W, H, backgrounds=bbg,
                                                     render_mode="RGB", **common)).median
             out["3dgs_rgb_batched"] = ms / batch
+            ms = timer(lambda: gsplat.rasterization_2dgs(bm, bq, bs, bo, bc[:, None], bV, bK, W, H, backgrounds=bbg,
+                                                         render_mode="RGB", **common)).median
+            out["2dgs_rgb_batched"] = ms / batch
         except (RuntimeError, ValueError, TypeError, AssertionError) as exc:  # a gsplat without batch dimensions
-            out["3dgs_rgb_batched_error"] = f"{type(exc).__name__}: {exc}"
+            out["batched_error"] = f"{type(exc).__name__}: {exc}"
     out["batch"] = batch
     return out
 
@@ -346,7 +371,10 @@ def gsplat_floor(gs: GaussianSet, cam: Camera, bg: Tensor, batch: int, timer) ->
 def floor_ratios(result: dict[str, Any], mode: str) -> dict[str, float]:
     """Whole frame over the bare gsplat floor of the same rasterization, when that floor was measured:
     ``frame_rgb_over_gsplat`` (fast path, colour only, true ``mode``), ``frame_surfels_over_gsplat`` (2DGS surfels
-    through the 3DGS rasterizer against bare 3DGS RGB) and ``batched_over_gsplat`` (per frame, batched)."""
+    through the 3DGS rasterizer against bare 3DGS RGB), ``batched_over_gsplat`` (per frame, the Animator's batch
+    drawn by one ``render_batch``, colour only, against bare 3DGS RGB batched), ``batched_loop_over_gsplat`` (the
+    same batch drawn by one ``render`` per frame) and ``batched_2dgs_over_gsplat`` (one call in true 2DGS against
+    bare 2DGS RGB batched)."""
     fl = result.get("gsplat_floor") or {}
     parts = result.get("parts", {})
     out: dict[str, float] = {}
@@ -356,8 +384,13 @@ def floor_ratios(result: dict[str, Any], mode: str) -> dict[str, float]:
     if fl.get("3dgs_rgb") and "frame_surfels_3dgs" in parts:
         out["frame_surfels_over_gsplat"] = parts["frame_surfels_3dgs"]["ms"] / fl["3dgs_rgb"]
     b = result.get("batched") or {}
-    if fl.get("3dgs_rgb_batched") and "fast_rgb_frame_ms" in b:
-        out["batched_over_gsplat"] = b["fast_rgb_frame_ms"] / fl["3dgs_rgb_batched"]
+    if fl.get("3dgs_rgb_batched"):
+        if "one_call_rgb_frame_ms" in b:
+            out["batched_over_gsplat"] = b["one_call_rgb_frame_ms"] / fl["3dgs_rgb_batched"]
+        if "fast_rgb_frame_ms" in b:
+            out["batched_loop_over_gsplat"] = b["fast_rgb_frame_ms"] / fl["3dgs_rgb_batched"]
+    if fl.get("2dgs_rgb_batched") and "one_call_2dgs_rgb_frame_ms" in b:
+        out["batched_2dgs_over_gsplat"] = b["one_call_2dgs_rgb_frame_ms"] / fl["2dgs_rgb_batched"]
     return out
 
 

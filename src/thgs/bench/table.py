@@ -47,14 +47,22 @@ def render_table(r: dict[str, Any]) -> str:
             lines.append(f"| batch of {b['batch']}: whole frame, fast path, colour only"
                          f"{', surfels as 3DGS' if r['mode'] == '2dgs' else ''}, per frame | "
                          f"{fmt_number(b['fast_rgb_frame_ms'], 3)} | {fmt_number(b['fast_rgb_fps'], 1)} |")
+        surf = ", surfels as 3DGS" if r["mode"] == "2dgs" else ""
+        for key, label in (("one_call", "whole frame, one render_batch call"),
+                           ("one_call_rgb", f"whole frame, one render_batch call, colour only{surf}"),
+                           ("one_call_2dgs_rgb", "whole frame, one render_batch call, colour only, 2DGS")):
+            if f"{key}_frame_ms" in b:
+                lines.append(f"| batch of {b['batch']}: {label}, per frame | {fmt_number(b[key + '_frame_ms'], 3)} | "
+                             f"{fmt_number(b[key + '_fps'], 1)} |")
     fl = r.get("gsplat_floor") or {}
     for key, label in FLOOR_LABELS:
         if key in fl:
             lines.append(f"| {label} | {fmt_number(fl[key], 3)} | {fmt_number(1000.0 / fl[key] if fl[key] > 0 else float('inf'), 1)} |")
-    if "3dgs_rgb_batched" in fl:
-        v = fl["3dgs_rgb_batched"]
-        lines.append(f"| bare gsplat: 3DGS RGB, batch of {fl['batch']}, per frame | {fmt_number(v, 3)} | "
-                     f"{fmt_number(1000.0 / v if v > 0 else float('inf'), 1)} |")
+    for key, label in (("3dgs_rgb_batched", "3DGS RGB"), ("2dgs_rgb_batched", "2DGS RGB")):
+        if key in fl:
+            v = fl[key]
+            lines.append(f"| bare gsplat: {label}, batch of {fl['batch']}, per frame | {fmt_number(v, 3)} | "
+                         f"{fmt_number(1000.0 / v if v > 0 else float('inf'), 1)} |")
     for label, fps in ANCHORS:
         lines.append(f"| {label} | {fmt_number(1000.0 / fps, 3)} | {fmt_number(fps, 0)} |")
     lines.append("")
@@ -64,7 +72,12 @@ def render_table(r: dict[str, Any]) -> str:
                      f"animation speed-up of the fast path (eager): {fmt_number(r['animation_speedup'], 2)}x")
     for key, label in (("frame_rgb_over_gsplat", "whole frame, fast path, colour only / bare gsplat (same mode)"),
                        ("frame_surfels_over_gsplat", "whole frame, surfels as 3DGS / bare gsplat 3DGS RGB"),
-                       ("batched_over_gsplat", "batched whole frame / bare gsplat batched 3DGS RGB, per frame")):
+                       ("batched_over_gsplat", "batched whole frame, one render_batch call, colour only / bare gsplat "
+                        "batched 3DGS RGB, per frame"),
+                       ("batched_loop_over_gsplat", "batched whole frame, one render per frame, colour only / bare "
+                        "gsplat batched 3DGS RGB, per frame"),
+                       ("batched_2dgs_over_gsplat", "batched whole frame, one render_batch call, 2DGS colour only / "
+                        "bare gsplat batched 2DGS RGB, per frame")):
         if key in r:
             lines.append(f"{label}: {fmt_number(r[key], 2)}x")
     if (r.get("gsplat_floor") or {}).get("error"):

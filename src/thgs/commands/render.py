@@ -46,6 +46,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--surfels-3dgs", action="store_true",
                         help="2dgs avatars: draw the surfels with the 3DGS rasterizer (flat, third scale 0): faster "
                              "on a GPU, a small image difference (docs/benchmarks.md)")
+    parser.add_argument("--batch", type=int, default=8,
+                        help="frames posed and rasterized per call (one Animator call, one render_batch call)")
     parser.add_argument("--device", default="auto", help="torch device: auto, cpu, cuda")
     parser.add_argument("--size", type=int, default=0, help="output height in pixels (0: the subject's)")
 
@@ -70,6 +72,8 @@ def check_render_args(args: argparse.Namespace) -> None:
         raise UserError(f"--frames {args.frames}: must not be negative")
     if args.size < 0:
         raise UserError(f"--size {args.size}: must not be negative")
+    if args.batch < 1:
+        raise UserError(f"--batch {args.batch}: must be at least 1")
     for name, p in (("--audio", args.audio), ("--motion", args.motion)):
         if p is not None and not Path(p).is_file():
             raise UserError(f"{name} {p}: no such file")
@@ -97,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
 
     bar = tqdm(total=len(drive), desc="render", unit="frame")
     frames = render_frames(model, drive, background, mode, args.backend, progress=lambda t: bar.update(1),
-                           surfels_as_3dgs=bool(getattr(args, "surfels_3dgs", False)))
+                           surfels_as_3dgs=bool(getattr(args, "surfels_3dgs", False)), batch=args.batch)
     try:
         write_mp4(args.out, frames, drive.fps, drive.clip, args.png_dir)
     finally:

@@ -6,7 +6,7 @@ import math
 
 import torch
 
-from thgs.render.base import Camera, GaussianSet
+from thgs.render.base import Camera, GaussianBatch, GaussianSet
 
 
 def random_cloud(n: int, seed: int = 0, sh_degree: int | None = None, dtype: torch.dtype = torch.float32,
@@ -62,3 +62,26 @@ def front_camera(width: int, height: int, fov_y_deg: float = 45.0) -> Camera:
     """A camera at the origin looking down +z (image x right, y down)."""
     return Camera.look_at(torch.zeros(3), torch.tensor([0.0, 0.0, 1.0]), torch.tensor([0.0, -1.0, 0.0]),
                           fov_y_deg, width, height)
+
+
+def turning_batch(n: int, batch: int, seed: int = 0, sh_degree: int | None = None) -> GaussianBatch:
+    """``batch`` frames of one :func:`body_like` set: frame b turned by 0.25 b rad about the vertical axis
+    through its centre, shifted by (3, -2, 0) b cm and its scales grown by 10 b % (frames that differ, as an
+    animation's do; opacities and colours shared)."""
+    from thgs.core.rotations import axis_angle_to_matrix, matrix_to_quaternion, quaternion_multiply
+
+    g = body_like(n, seed=seed, sh_degree=sh_degree)
+    centre = torch.tensor([0.0, 0.0, 2.5])
+    turns = axis_angle_to_matrix(torch.tensor([[0.0, 0.25 * b, 0.0] for b in range(batch)]))  # [B, 3, 3]
+    shift = torch.tensor([[0.03 * b, -0.02 * b, 0.0] for b in range(batch)])
+    means = (g.means - centre) @ turns.transpose(1, 2) + centre + shift[:, None]
+    quats = quaternion_multiply(matrix_to_quaternion(turns)[:, None], g.quats[None])
+    scales = g.scales * (1.0 + 0.1 * torch.arange(batch, dtype=g.scales.dtype))[:, None, None]
+    return GaussianBatch(means=means, quats=quats, scales=scales, opacities=g.opacities, colors=g.colors,
+                         sh_degree=sh_degree)
+
+
+def ring_cameras(batch: int, width: int, height: int) -> list[Camera]:
+    """``batch`` cameras 20 cm apart along x (y down), all looking at the :func:`body_like` centre."""
+    return [Camera.look_at(torch.tensor([0.2 * b - 0.2, 0.1, 0.0]), torch.tensor([0.0, 0.0, 2.5]),
+                           torch.tensor([0.0, -1.0, 0.0]), 45.0, width, height) for b in range(batch)]

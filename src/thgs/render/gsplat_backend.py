@@ -8,6 +8,11 @@ turned into the camera frame here so both backends agree.
 ``RenderResult.means2d`` [N, 2] holds the projected centres; after ``backward()`` its ``.grad`` holds
 d loss / d means2d (filled by a hook on gsplat's own tensor), as with the reference backend. For 2DGS,
 gsplat's densification gradient tensor is also given as ``extras["gradient_2dgs"]`` [1, N, 2].
+
+:meth:`GsplatBackend.render_batch` draws B frames of a :class:`~thgs.render.base.GaussianBatch` in one
+``rasterization`` / ``rasterization_2dgs`` call: gsplat's leading batch dimension is the frame (B) and its camera
+dimension holds one camera per frame (C = 1); the shared opacities, colours and a shared camera go in as
+expanded views, so nothing is copied per frame on this side.
 """
 
 from __future__ import annotations
@@ -17,7 +22,8 @@ import importlib.util
 import torch
 from torch import Tensor
 
-from thgs.render.base import Camera, GaussianSet, Mode, Outputs, RenderResult, register_backend
+from thgs.render.base import (BatchRenderResult, Camera, GaussianBatch, GaussianSet, Mode, Outputs, RenderResult,
+                              register_backend)
 from thgs.render.reference import EPS2D, check_gaussians, normals_from_depth
 from thgs.render._sh import sh_degree_from_coeffs
 
@@ -75,14 +81,18 @@ class GsplatBackend:
     def __init__(self, eps2d: float = EPS2D) -> None:
         self.eps2d = eps2d
 
-    def __call__(self, gaussians: GaussianSet, camera: Camera, background: Tensor, mode: Mode,
-                 outputs: Outputs = "full") -> RenderResult:
+    @staticmethod
+    def _check(mode: Mode, device: torch.device) -> None:
         if mode not in ("3dgs", "2dgs"):
             raise ValueError(f"gsplat renderer: mode must be '3dgs' or '2dgs', got {mode!r}")
         if not is_available():
             raise RuntimeError(f"gsplat renderer: unavailable ({unavailable_reason()})")
-        if gaussians.means.device.type != "cuda":
-            raise ValueError(f"gsplat renderer: Gaussians must be on a CUDA device, got {gaussians.means.device}")
+        if device.type != "cuda":
+            raise ValueError(f"gsplat renderer: Gaussians must be on a CUDA device, got {device}")
+
+    def __call__(self, gaussians: GaussianSet, camera: Camera, background: Tensor, mode: Mode,
+                 outputs: Outputs = "full") -> RenderResult:
+        self._check(mode, gaussians.means.device)
         check_gaussians(gaussians)
         import gsplat
 
@@ -121,3 +131,56 @@ class GsplatBackend:
             radii = radii.amax(-1)
         return RenderResult(rgb=rgb, alpha=alphas[0], depth=depth, normals=normals, surf_normals=surf,
                             radii=radii.to(torch.int32), means2d=_grad_proxy(meta["means2d"]), extras=extras)
+
+    def render_batch(self, batch: GaussianBatch, cameras: list[Camera], background: Tensor, mode: Mode,
+                     outputs: Outputs = "full") -> BatchRenderResult:
+        """B frames in one gsplat call (batch dimension B, camera dimension 1): the same images as :meth:`__call__`
+        of each frame to float tolerance. ``cameras``: one shared (expanded) or one per frame (stacked), all of
+        one image size and near/far; ``background`` [3] (expanded) or [B, 3]."""
+        self._check(mode, batch.means.device)
+        check_gaussians(batch.frame(0))  # the shared opacities and colours against the SH degree
+        import gsplat
+
+        g = batch
+        B, N = g.means.shape[0], g.means.shape[1]
+        dev = g.means.device
+        f32 = torch.float32
+        cam0 = cameras[0]
+        if len(cameras) == 1:
+            viewmats = cam0.world_to_cam.to(dev, f32)[None, None].expand(B, 1, 4, 4)
+            Ks = cam0.K.to(dev, f32)[None, None].expand(B, 1, 3, 3)
+        else:
+            viewmats = torch.stack([c.world_to_cam for c in cameras]).to(dev, f32)[:, None]
+            Ks = torch.stack([c.K for c in cameras]).to(dev, f32)[:, None]
+        W, H = cam0.width, cam0.height
+        sh_degree = None
+        colors = g.colors.to(f32)
+        if colors.dim() == 3:
+            sh_degree = g.sh_degree if g.sh_degree is not None else sh_degree_from_coeffs(colors.shape[1])
+        colors = colors.expand(B, 1, *colors.shape)  # the frame and camera dimensions: [B, 1, N, 3] / [B, 1, N, K, 3]
+        opacities = g.opacities.to(f32).expand(B, N)
+        bg = background.to(dev, f32)
+        bg = bg.expand(B, 1, 3) if bg.dim() == 1 else bg[:, None]
+        args = (g.means.to(f32), g.quats.to(f32), g.scales.to(f32), opacities, colors, viewmats, Ks, W, H)
+        common = dict(near_plane=cam0.near, far_plane=cam0.far, radius_clip=0.0, eps2d=self.eps2d,
+                      sh_degree=sh_degree, packed=False, backgrounds=bg,
+                      render_mode="RGB" if outputs == "rgb" else "RGB+ED")
+        extras: dict = {}
+        normals = surf = None
+        if mode == "3dgs":
+            out, alphas, meta = gsplat.rasterization(*args, rasterize_mode="classic", **common)
+        else:
+            out, alphas, normals_w, _, _, _, meta = gsplat.rasterization_2dgs(*args, **common)
+            if outputs == "full":
+                R = viewmats[:, 0, :3, :3]  # [B, 3, 3]
+                normals = torch.einsum("bhwj,bij->bhwi", normals_w[:, 0], R)  # world -> each camera's frame
+            extras["gradient_2dgs"] = meta["gradient_2dgs"]
+        rgb = out[:, 0, ..., :3]
+        depth = out[:, 0, ..., 3:4] if outputs != "rgb" else None
+        if mode == "2dgs" and outputs == "full":
+            surf = torch.stack([normals_from_depth(depth[b], Ks[b, 0]) for b in range(B)])  # type: ignore[index]
+        radii = meta["radii"][:, 0]
+        if radii.dim() == 3:  # gsplat >= 1.5: per-axis radii
+            radii = radii.amax(-1)
+        return BatchRenderResult(rgb=rgb, alpha=alphas[:, 0], depth=depth, normals=normals, surf_normals=surf,
+                                 radii=radii.to(torch.int32), extras=extras)
