@@ -105,3 +105,23 @@ def test_the_tensor_form_of_the_loss_terms_equals_step_losses(tiny_body_model):
         assert torch.equal(got[k], want[k]), k
     plain = _Objective(model, w, weighted=False, normal=False)(res.rgb, target)
     assert "normal" not in plain and torch.equal(plain["recon"], step_losses(model, out, res, target, w)["recon"])
+
+
+def test_a_failed_recording_leaves_the_eager_pass(tiny_body_model, monkeypatch):
+    """If the recording fails (an operation the CUDA graph cannot hold), the run goes on eagerly, with a
+    warning, and gives the eager pass's Gaussians."""
+    from thgs.train.graphed import GraphedForward
+
+    def refuse(*a, **k):
+        raise RuntimeError("operation not permitted when stream is capturing\nmore")
+
+    monkeypatch.setattr(torch.cuda, "make_graphed_callables", refuse)
+    model = _model(tiny_body_model)
+    fwd = GraphedForward(model)
+    frame = _frame(tiny_body_model)
+    with pytest.warns(RuntimeWarning, match="without CUDA graphs"):
+        out = fwd(frame)
+    assert fwd.failed == "RuntimeError: operation not permitted when stream is capturing" and fwd.recordings == 0
+    want = model.forward_full(frame)
+    assert torch.equal(out.gaussians.means, want.gaussians.means)
+    assert torch.equal(fwd(frame).gaussians.quats, want.gaussians.quats)  # and stays eager, without a new warning

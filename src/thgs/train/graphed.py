@@ -24,6 +24,8 @@ densification).
 
 from __future__ import annotations
 
+import gc
+import warnings
 from typing import Any, Callable
 
 import torch
@@ -55,8 +57,12 @@ class _Recording:
         self.recordings = 0
         self._key: tuple | None = None
         self._module: nn.Module | None = None
+        self.failed: str | None = None  # why recording failed, once it has (the pass then runs eagerly)
+        self._eager: nn.Module | None = None
 
     def _replay(self, module: Callable[[], nn.Module], tensors: tuple[Tensor, ...], key: tuple) -> Any:
+        if self.failed is not None:
+            return self._eager(*tensors)
         if key != self._key:
             self.release()
             self.model.mouth_indices()  # found (a device read) before recording, then cached with the flags
@@ -64,12 +70,37 @@ class _Recording:
             # of those (the rendered image's, say) and of no other
             samples = tuple(t.detach().clone().requires_grad_(t.requires_grad) for t in tensors)
             warmup = self.warmup if self.recordings == 0 else 1  # the libraries' lazy set-up happened the first time
-            self._module = torch.cuda.make_graphed_callables(module().train(), samples, num_warmup_iters=warmup,
-                                                             allow_unused_input=True)
+            # Garbage from before (an evaluation's own CUDA graphs, say) is freed now, not by a collection that
+            # happens to run while the stream is being recorded; no collection runs during the recording.
+            gc.collect()
+            if torch.cuda.is_available():
+                torch.cuda.synchronize()
+            collecting = gc.isenabled()
+            gc.disable()
+            try:
+                self._module = torch.cuda.make_graphed_callables(module().train(), samples, num_warmup_iters=warmup,
+                                                                 allow_unused_input=True)
+            except (RuntimeError, AssertionError) as exc:  # noqa: PERF203 - once per recording
+                self._fail(module, exc)
+                return self._eager(*tensors)
+            finally:
+                if collecting:
+                    gc.enable()
             self._key = key
             self.recordings += 1
         assert self._module is not None
         return self._module(*tensors)
+
+    def _fail(self, module: Callable[[], nn.Module], exc: BaseException) -> None:
+        """A recording failed: this run goes on with the eager pass (the same results, more launches)."""
+        self.release()
+        self.failed = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
+        self._eager = module()
+        warnings.warn(f"thgs: recording the training step as a CUDA graph failed ({self.failed}); training goes on "
+                      f"without CUDA graphs (--no-cuda-graphs does this from the start)", RuntimeWarning,
+                      stacklevel=3)
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
 
     def release(self) -> None:
         """Drop the recording (its memory pool is freed with it)."""
