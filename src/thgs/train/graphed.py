@@ -78,8 +78,10 @@ class _Recording:
             collecting = gc.isenabled()
             gc.disable()
             try:
-                self._module = torch.cuda.make_graphed_callables(module().train(), samples, num_warmup_iters=warmup,
-                                                                 allow_unused_input=True)
+                with warnings.catch_warnings():  # the warm-up's backward runs on a side stream, by design
+                    warnings.filterwarnings("ignore", message=".*AccumulateGrad node's stream does not match")
+                    self._module = torch.cuda.make_graphed_callables(module().train(), samples,
+                                                                     num_warmup_iters=warmup, allow_unused_input=True)
             except (RuntimeError, AssertionError) as exc:  # noqa: PERF203 - once per recording
                 self._fail(module, exc)
                 return self._eager(*tensors)
