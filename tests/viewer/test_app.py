@@ -88,3 +88,34 @@ def test_load_speech_replaces_the_sequence_and_its_sound(toy_session, tmp_path):
         assert "bad.wav" in app.stats_text.content and app.session.num_frames == 40
     finally:
         app.stop()
+
+
+def test_several_clients_get_their_views_once_per_change(toy_session):
+    """Each connected client gets the view of its own camera, rendered only when its camera or the state
+    changed (clients of one size share one batched call: tests/viewer/test_core.py)."""
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from thgs.viewer.app import ViewerApp
+
+    app = ViewerApp(toy_session, port=0)
+    try:
+        home = app.home
+        def client(i, dx, w, h):
+            cam = SimpleNamespace(position=np.asarray(home.position) + np.array([dx, 0.0, 0.0]), wxyz=home.wxyz,
+                                  fov=home.fov_y, image_width=w, image_height=h, aspect=w / h)
+            return SimpleNamespace(client_id=i, camera=cam, scene=f"scene{i}")
+
+        clients = [client(1, 0.0, 64, 64), client(2, 0.2, 64, 64), client(3, 0.0, 96, 48)]
+        sent = []
+        app.sender.send = lambda scene, image: sent.append((scene, tuple(image.shape)))
+        assert app.render_clients(clients) == 3
+        assert sent == [("scene1", (64, 64, 3)), ("scene2", (64, 64, 3)), ("scene3", (48, 96, 3))]
+        assert app.render_clients(clients) == 0  # nothing changed
+        app.update(frame=1)
+        assert app.render_clients(clients) == 3 and len(sent) == 6
+        clients[1].camera.position = clients[1].camera.position + 0.1  # one client turns its camera
+        assert app.render_clients(clients) == 1 and sent[-1][0] == "scene2"
+    finally:
+        app.stop()

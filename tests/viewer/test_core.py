@@ -150,3 +150,38 @@ def test_render_state_uses_one_cached_fast_path_per_switch_setting(toy_session):
         ref = (res.rgb.clamp(0, 1) * 255).round().to(torch.uint8).numpy()
         got = core.render_state(s, state)
         assert np.abs(got.astype(int) - ref.astype(int)).max() <= 1
+
+
+def test_views_of_several_clients_are_posed_once_and_equal_single_renders(toy_session, monkeypatch):
+    """Several clients' cameras (two of one size, one of another): each image equals the single render with
+    that camera, views of one size share one batched call, and the avatar is posed once."""
+    s = toy_session
+    state = ViewerState(frame=1)
+    front = core.state_camera(s, ViewerState(height=64))
+    view = core.view_from_camera(front, core.body_center(s, 0))
+    side = core.camera_from_view(view.position + np.array([0.3, 0.0, 0.0]), view.wxyz, view.fov_y,
+                                 front.width / front.height, front.height)
+    small = core.camera_from_view(view.position, view.wxyz, view.fov_y, 1.5, 48)
+    cameras = [front, side, small]
+    batches: list[int] = []
+    posings: list[int] = []
+    real_batch, real_animator = core.render_batch, core.session_animator
+
+    def counting_batch(gaussians, cams, *a, **k):
+        batches.append(len(gaussians))
+        return real_batch(gaussians, cams, *a, **k)
+
+    def counting_animator(*a, **k):
+        posings.append(1)
+        return real_animator(*a, **k)
+
+    monkeypatch.setattr(core, "render_batch", counting_batch)
+    monkeypatch.setattr(core, "session_animator", counting_animator)
+    images = core.render_views_tensor(s, state, cameras)
+    monkeypatch.undo()
+    assert sorted(batches) == [1, 2] and len(posings) == 1
+    for cam, img in zip(cameras, images):
+        assert tuple(img.shape) == (cam.height, cam.width, 3) and img.dtype == torch.uint8
+        np.testing.assert_array_equal(img.cpu().numpy(), core.render_state(s, state.with_(camera=cam, height=0)))
+    assert changed_pixels(images[0].cpu().numpy(), images[1].cpu().numpy()) > 0
+    assert core.render_views_tensor(s, state, []) == []

@@ -23,7 +23,7 @@ from torch import Tensor
 from thgs.avatar.inference import Animator, model_fingerprint
 from thgs.avatar.model import FrameInputs, THGSAvatar
 from thgs.core.rotations import matrix_to_quaternion, quaternion_to_matrix
-from thgs.render.base import Camera, render
+from thgs.render.base import Camera, GaussianBatch, render, render_batch
 from thgs.viewer.session import AvatarSession
 
 ExpressionSource = Literal["sequence", "sliders", "blend"]
@@ -197,6 +197,31 @@ def render_state_tensor(session: AvatarSession, state: ViewerState) -> Tensor:
     return (res.rgb.clamp(0, 1) * 255).round().to(torch.uint8)
 
 
+@torch.no_grad()
+def render_views_tensor(session: AvatarSession, state: ViewerState, cameras: list[Camera]) -> list[Tensor]:
+    """The images of ``state`` from several cameras (one per connected client), uint8 [H, W, 3] tensors on the
+    session's device, in the cameras' order: the avatar is posed once, and the views that share an image
+    size (and clipping planes) are drawn in one :func:`thgs.render.base.render_batch` call (one rasterizer
+    call on gsplat). Each image equals :func:`render_state_tensor` with that camera."""
+    if not cameras:
+        return []
+    inp = state_inputs(session, state)
+    gs = session_animator(session, state)(inp.pose, inp.expression, inp.audio_window, inp.transl)
+    dev = session.device
+    groups: dict[tuple, list[int]] = {}
+    for i, cam in enumerate(cameras):
+        groups.setdefault((cam.width, cam.height, cam.near, cam.far), []).append(i)
+    images: list[Tensor | None] = [None] * len(cameras)
+    for idx in groups.values():
+        res = render_batch(GaussianBatch.repeat(gs, len(idx)), [cameras[i].to(dev) for i in idx],
+                           session.background.to(dev), mode=session.mode,  # type: ignore[arg-type]
+                           backend=session.backend, outputs="rgb", surfels_as_3dgs=session.surfels_as_3dgs)
+        rgb = (res.rgb.clamp(0, 1) * 255).round().to(torch.uint8)
+        for b, i in enumerate(idx):
+            images[i] = rgb[b]
+    return images  # type: ignore[return-value]
+
+
 def render_state(session: AvatarSession, state: ViewerState) -> np.ndarray:
     """The image for ``state``: uint8 [H, W, 3] (the avatar posed by :func:`session_animator`: the same
     Gaussians as ``model(state_inputs(...))`` under :func:`switches`)."""
@@ -235,6 +260,6 @@ def body_center(session: AvatarSession, frame: int = 0) -> np.ndarray:
     return (g.vertices.min(0) + g.vertices.max(0)) / 2
 
 
-__all__ = ["BodyGeometry", "View", "ViewerState", "body_center", "body_geometry", "camera_from_view", "render_state", "render_state_tensor",
+__all__ = ["BodyGeometry", "View", "ViewerState", "body_center", "body_geometry", "camera_from_view", "render_state", "render_state_tensor", "render_views_tensor",
            "session_animator", "slider_names", "slider_range", "state_camera", "state_expression", "state_inputs",
            "switches", "view_from_camera"]
