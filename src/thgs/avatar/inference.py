@@ -39,7 +39,7 @@ from thgs.avatar import gaussians as G
 from thgs.avatar.model import THGSAvatar
 from thgs.avatar.skinning_grid import blend_grid_transforms
 from thgs.core import lbs
-from thgs.core.rotations import matrix_to_quaternion, normalize_quaternion, quaternion_multiply
+from thgs.core.rotations import blended_rotation_quaternion, normalize_quaternion, quaternion_multiply
 from thgs.render.base import GaussianBatch, GaussianSet
 
 
@@ -55,16 +55,6 @@ AnimatedGaussians = GaussianBatch
 """B posed frames of the same Gaussians: the renderer's batched input (:class:`thgs.render.base.GaussianBatch`,
 drawn by :func:`thgs.render.base.render_batch`); scales may be an expanded view of one [N, 3] when no frame
 changes them. Outputs of a replayed CUDA graph are overwritten by the next replay."""
-
-
-def _gram_schmidt_quaternion(rot: Tensor) -> Tensor:
-    """The model's rotation of a blended (not orthonormal) 3x3 block [..., 3, 3]: Gram-Schmidt of its
-    first two columns (the 6D parameterisation), then the unit quaternion [..., 4]."""
-    a1, a2 = rot[..., 0].contiguous(), rot[..., 1].contiguous()  # norms over strided columns are slow
-    b1 = F.normalize(a1, dim=-1)
-    b2 = F.normalize(a2 - (b1 * a2).sum(-1, keepdim=True) * b1, dim=-1)
-    b3 = torch.cross(b1, b2, dim=-1)
-    return matrix_to_quaternion(torch.stack([b1, b2, b3], dim=-1))
 
 
 class _Graph:
@@ -240,7 +230,7 @@ class Animator:
             M = per_vertex.index_select(1, self.parent).view(B, -1, 3, 4)
         R = M[..., :3]
         means = (R @ mu_e[..., None])[..., 0] + M[..., 3] + transl[:, None]
-        q = quaternion_multiply(_gram_schmidt_quaternion(R), quats)
+        q = quaternion_multiply(blended_rotation_quaternion(R), quats)
         return GaussianBatch(means=means, quats=q, scales=scales, opacities=self.opacities, colors=self.colors,
                                  sh_degree=self.sh_degree)
 

@@ -37,7 +37,7 @@ from thgs.avatar.saam import SAAM
 from thgs.avatar.state import GaussianState
 from thgs.body.model import BodyModel
 from thgs.core import lbs
-from thgs.core.rotations import matrix_to_quaternion, normalize_quaternion, quaternion_multiply, rotation_6d_to_matrix
+from thgs.core.rotations import blended_rotation_quaternion, normalize_quaternion, quaternion_multiply
 from thgs.render.base import GaussianSet
 
 GROUPS = ("pose", "expression", "skinning", "blendshapes", "saam")
@@ -267,24 +267,37 @@ class THGSAvatar(nn.Module):
                 mu_e = mu_e.index_add(0, idx, d_mu)
                 quats = quats.index_add(0, idx, d_q)
                 log_scales = log_scales.index_add(0, idx, d_s)
-        # Skinning (Eq. 6-7): forward kinematics one tree level at a time; with the voxel grid, the joint
-        # transforms are blended into the grid before one look-up per point (the same blended transforms as
-        # looking up the weights and blending per point, by linearity of trilinear interpolation).
-        joint_expr = expr[None] if (expr is not None and self.options.use_expression) else None
+        means, q = self.skin(mu_e[None], quats[None], pose[None], betas, expr[None] if expr is not None else None,
+                             frame.transl[None])
+        return means[0], q[0], G.activate_scales(log_scales)
+
+    def skin(self, mu_e: Tensor, quats: Tensor, pose: Tensor, betas: Tensor | None, expression: Tensor | None,
+             transl: Tensor) -> tuple[Tensor, Tensor]:
+        """Skinning (Eq. 6-7) of B frames: canonical points with offsets ``mu_e`` [B, N, 3] and raw quaternions
+        [B, N, 4] for poses [B, J, 3] (axis-angle), betas [S] or None, expression [B, E] or None (it moves the
+        joints of a body whose joints follow the expression) and translations [B, 3] -> posed means
+        [B, N, 3] and unit quaternions [B, N, 4].
+
+        Forward kinematics one tree level at a time; with the voxel grid, the joint transforms are blended into
+        the grid before one look-up per point when ``fused_skinning`` is on (the same blended transforms as
+        looking up the weights and blending per point, by linearity of trilinear interpolation)."""
+        B = pose.shape[0]
+        joint_expr = expression if (expression is not None and self.options.use_expression) else None
         rest_joints = self.body.rest_joints(betas[None] if betas is not None else None, joint_expr)
-        kin = lbs.forward_kinematics_levels(lbs.axis_angle_to_matrix(pose[None]), rest_joints, self.body.parents,
+        if rest_joints.shape[0] != B:
+            rest_joints = rest_joints.expand(B, -1, -1)
+        kin = lbs.forward_kinematics_levels(lbs.axis_angle_to_matrix(pose), rest_joints, self.body.parents,
                                             self._kinematic_levels())
         if self.skin_grid is not None and self.options.fused_skinning:
-            per_point = self.skin_grid.blend(mu_e, kin.skinning_transforms)[0]  # [N, 3, 4]
+            per_point = self.skin_grid.blend(mu_e, kin.skinning_transforms)  # [B, N, 3, 4]
         elif self.skin_grid is not None:
-            per_point = lbs.blend_transforms(self.skin_grid.weights(mu_e), kin.skinning_transforms)[0]
+            per_point = lbs.blend_transforms(self.skin_grid.weights(mu_e), kin.skinning_transforms)
         else:
-            per_point = lbs.blend_transforms(self.body.lbs_weights[parent], kin.skinning_transforms)[0]  # [N, 4, 4]
-        rot = per_point[:, :3, :3]
-        means = (rot @ mu_e[:, :, None])[:, :, 0] + per_point[:, :3, 3] + frame.transl
-        rot_pure = rotation_6d_to_matrix(torch.cat([rot[:, :, 0], rot[:, :, 1]], dim=-1))
-        q = quaternion_multiply(matrix_to_quaternion(rot_pure), normalize_quaternion(quats))
-        return means, q, G.activate_scales(log_scales)
+            per_point = lbs.blend_transforms(self.body.lbs_weights[self.state["parent"]], kin.skinning_transforms)
+        rot = per_point[..., :3, :3]
+        means = (rot @ mu_e[..., None])[..., 0] + per_point[..., :3, 3] + transl[:, None]
+        q = quaternion_multiply(blended_rotation_quaternion(rot), normalize_quaternion(quats))
+        return means, q
 
     def appearance(self) -> tuple[Tensor, Tensor, int | None]:
         """The frame-independent part: activated opacities [N], colours ([N, 3] RGB for SH degree 0, else the

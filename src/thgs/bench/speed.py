@@ -16,8 +16,8 @@ Parts of one frame (the order of :meth:`thgs.avatar.model.THGSAvatar.forward_ful
 
 Each part is timed on its own (warm-up, many repeats, median), so the parts do not add up exactly to
 the whole. ``batched`` poses B frames per call: the per-frame offsets and SAAM run frame by frame (the
-avatar's modules take one frame), the skinning runs once on [B, N] points (the skinning grid and the
-LBS functions take a batch), and each frame is rasterized with its own ``render`` call; its ``fast_*``
+avatar's modules take one frame), the skinning runs once on [B, N] points (:meth:`THGSAvatar.skin`, the
+model's own skinning, takes a batch), and each frame is rasterized with its own ``render`` call; its ``fast_*``
 figures do the same with the Animator's batched ``animate`` (one call for all B frames, a CUDA graph on CUDA);
 its ``one_call_*`` figures draw the Animator's batch with one :func:`~thgs.render.base.render_batch` (one
 rasterizer call for all B frames on gsplat; the reference backend still draws frame by frame), so
@@ -35,8 +35,6 @@ from torch import Tensor
 from thgs.avatar import gaussians as G
 from thgs.avatar.model import GROUPS, AvatarOptions, FrameInputs, THGSAvatar
 from thgs.bench.timing import Timing, time_fn
-from thgs.core import lbs
-from thgs.core.rotations import matrix_to_quaternion, normalize_quaternion, quaternion_multiply, rotation_6d_to_matrix
 from thgs.render.base import Camera, GaussianSet, render, render_batch
 
 
@@ -99,27 +97,6 @@ def _audio_channels(model: THGSAvatar) -> int:
     return int(model.saam.audio.in_channels) if model.saam is not None else 0
 
 
-def _skin(model: THGSAvatar, mu_e: Tensor, pose: Tensor, betas: Tensor | None, transl: Tensor,
-          quats: Tensor, expression: Tensor | None = None) -> tuple[Tensor, Tensor]:
-    """Skinning of canonical points ``mu_e`` [B, N, 3] for poses [B, J, 3] (transl [B, 3], expression
-    [B, E] or None: it moves the joints of a body whose joints follow the expression) ->
-    (posed means [B, N, 3], rotations [B, N, 4]); the same operations as ``forward_full``."""
-    if model.skin_grid is not None:
-        weights = model.skin_grid.weights(mu_e)
-    else:
-        weights = model.body.lbs_weights[model.state["parent"]]
-    expr = expression if model.options.use_expression else None
-    rest = model.body.rest_joints(betas[None] if betas is not None else None, expr)
-    kin = lbs.pose_to_kinematics(pose, rest.expand(pose.shape[0], -1, -1) if rest.shape[0] == 1 else rest,
-                                 model.body.parents)
-    per_point = lbs.blend_transforms(weights, kin.skinning_transforms)  # [B, N, 4, 4]
-    rot = per_point[..., :3, :3]
-    means = (rot @ mu_e[..., None])[..., 0] + per_point[..., :3, 3] + transl[:, None]
-    rot_pure = rotation_6d_to_matrix(torch.cat([rot[..., 0], rot[..., 1]], dim=-1))
-    q = quaternion_multiply(matrix_to_quaternion(rot_pure), normalize_quaternion(quats))
-    return means, q
-
-
 @torch.no_grad()
 def animate_batch(model: THGSAvatar, frames: list[FrameInputs]) -> list[GaussianSet]:
     """Pose B frames with one batched skinning call: the same Gaussians as ``model(frame)`` for each frame
@@ -142,7 +119,7 @@ def animate_batch(model: THGSAvatar, frames: list[FrameInputs]) -> list[Gaussian
     transl = torch.stack([f.transl for f in frames])
     betas = frames[0].betas
     expr = torch.stack([f.expression for f in frames]) if frames[0].expression is not None else None
-    means, q = _skin(model, torch.stack(mu_e), pose, betas, transl, torch.stack(quats), expr)
+    means, q = model.skin(torch.stack(mu_e), torch.stack(quats), pose, betas, expr, transl)
     opac = G.activate_opacities(st["opacity_logits"])
     if model.sh_degree == 0:
         colors, sh = G.sh_to_rgb_dc(st["sh"]), None
@@ -208,8 +185,9 @@ def render_speed(model: THGSAvatar, opts: SpeedOptions, device: str) -> dict[str
 
             parts["saam"] = t(saam)
         mu_e = (mu + model.vertex_offsets(f0.pose, f0.betas, f0.expression)[parent])[None]
-        parts["skinning"] = t(lambda: _skin(model, mu_e, f0.pose[None], f0.betas, f0.transl[None], st["quats"][None],
-                                            f0.expression[None] if f0.expression is not None else None))
+        parts["skinning"] = t(lambda: model.skin(mu_e, st["quats"][None], f0.pose[None], f0.betas,
+                                                 f0.expression[None] if f0.expression is not None else None,
+                                                 f0.transl[None]))
         parts["animation"] = t(lambda: model(f0))
         gs = model(f0)
         parts["rasterization"] = t(lambda: render(gs, cam, bg, mode=opts.mode, backend=opts.backend))

@@ -81,11 +81,24 @@ def matrix_to_axis_angle(m: Tensor) -> Tensor:
 
 def rotation_6d_to_matrix(d6: Tensor) -> Tensor:
     """[..., 6] two columns -> [..., 3, 3] via Gram-Schmidt (continuous rotation parameterisation)."""
-    a1, a2 = d6[..., :3], d6[..., 3:]
+    return _gram_schmidt(d6[..., :3], d6[..., 3:])
+
+
+def _gram_schmidt(a1: Tensor, a2: Tensor) -> Tensor:
+    """Columns a1, a2 [..., 3] -> the rotation [..., 3, 3] whose first column is along a1 and whose first two
+    span the plane of a1 and a2."""
     b1 = torch.nn.functional.normalize(a1, dim=-1)
     b2 = torch.nn.functional.normalize(a2 - (b1 * a2).sum(-1, keepdim=True) * b1, dim=-1)
     b3 = torch.cross(b1, b2, dim=-1)
     return torch.stack([b1, b2, b3], dim=-1)
+
+
+def blended_rotation_quaternion(rot: Tensor) -> Tensor:
+    """The rotation of a blended (not orthonormal) 3x3 block [..., 3, 3], as a unit quaternion [..., 4] (w x y
+    z): Gram-Schmidt of its first two columns (the 6D parameterisation, :func:`rotation_6d_to_matrix`), then
+    :func:`matrix_to_quaternion`. Linear blend skinning's per-point rotation (Eq. 7's ``polar``)."""
+    # the columns copied out first: norms over strided columns are slow
+    return matrix_to_quaternion(_gram_schmidt(rot[..., 0].contiguous(), rot[..., 1].contiguous()))
 
 
 def normalize_quaternion(q: Tensor) -> Tensor:
