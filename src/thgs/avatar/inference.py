@@ -3,24 +3,23 @@ depend on the frame is computed once, the rest runs in a fixed, short sequence o
 that can be recorded in a CUDA graph.
 
 :class:`Animator` gives the same Gaussians as ``model(FrameInputs(...))`` with ``frame_index=None``
-(no per-frame refinements: inference frames have none) for fixed betas. What it precomputes:
+(no per-frame refinements: inference frames have none) for fixed betas, through the same posing function
+(:func:`thgs.avatar.posing.pose_batch`). What it keeps from building:
 
-- activated opacities, colours (RGB for SH degree 0, else the coefficients), activated scales and
-  normalised quaternions of all Gaussians (SAAM only replaces the mouth rows);
-- the mouth Gaussians' indices (the mouth-box test on the canonical means does not depend on the
-  frame), their raw quaternions and log-scales, and every part of SAAM that does not depend on the
-  audio: the tri-plane hash features, the region attention ``ReLU(f W_k) W_v`` (Eq. 11) and the
-  feature half of the decoder's first layer;
-- the shape offsets of the given betas, the rest joints (plus, for a body whose joints follow the
-  expression, the joint-space expression basis), the kinematic levels (see
-  :func:`thgs.core.lbs.forward_kinematics_levels`), the expression basis in use (``E_hat`` with LEB,
-  else the body's) and, for grid skinning, the clamped grid (see
-  :func:`thgs.avatar.skinning_grid.blend_grid_transforms`; for parent skinning, transforms are blended
-  per template vertex and gathered per Gaussian).
+- the posing constants (:meth:`THGSAvatar.pose_constants`, built once without gradients): the normalised
+  quaternions and activated scales of all Gaussians (SAAM only replaces the mouth rows), the mouth
+  Gaussians' indices with their raw quaternions and log-scales, the shape offsets of the given betas, the
+  rest joints, the kinematic levels (see :func:`thgs.core.lbs.forward_kinematics_levels`), the expression
+  basis in use (``E_hat`` with LEB, else the body's) and, for grid skinning, the clamped grid, always
+  sampled once per point with the transforms blended into it (see
+  :func:`thgs.avatar.skinning_grid.blend_grid_transforms`);
+- activated opacities and colours (RGB for SH degree 0, else the coefficients);
+- every part of SAAM that does not depend on the audio: the tri-plane hash features, the region attention
+  ``ReLU(f W_k) W_v`` (Eq. 11) and the feature half of the decoder's first layer.
 
-Per frame: Rodrigues, the expression and pose-corrective offsets, SAAM's audio encoder and decoder on
-the mouth rows, forward kinematics by depth level, one 13-channel grid look-up, and the rotation
-chain of the model (6D Gram-Schmidt of the blended 3x3 block, quaternion, product with the normalised
+Per frame: Rodrigues, SAAM's audio encoder and decoder on the mouth rows, then ``pose_batch``: the
+expression and pose-corrective offsets, forward kinematics by depth level, one 13-channel grid look-up, and
+the rotation chain (6D Gram-Schmidt of the blended 3x3 block, quaternion, product with the normalised
 Gaussian quaternion).
 
 The Animator is a snapshot: rebuild it (``Animator.from_model``) after changing the model's weights
@@ -29,6 +28,7 @@ or active groups (:func:`model_fingerprint` tells when).
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import torch
@@ -37,9 +37,8 @@ from torch import Tensor
 
 from thgs.avatar import gaussians as G
 from thgs.avatar.model import THGSAvatar
-from thgs.avatar.skinning_grid import blend_grid_transforms
+from thgs.avatar.posing import pose_batch
 from thgs.core import lbs
-from thgs.core.rotations import blended_rotation_quaternion, normalize_quaternion, quaternion_multiply
 from thgs.render.base import GaussianBatch, GaussianSet
 
 
@@ -96,70 +95,28 @@ class Animator:
         self = cls()
         body = model.body
         st = model.state
-        opts = model.options
-        mu = st["means"].detach()
-        dev = mu.device
+        dev = st["means"].device
         self.device = dev
-        parent = st["parent"]
-        self.parent = parent
-        self.mu = mu
-        self.num_gaussians = mu.shape[0]
+        self.num_gaussians = st.num
         self.num_joints = body.num_joints
-        # Frame-independent vertex offsets (shape) and rest joints.
-        off = torch.zeros_like(body.v_template)
-        b = None
-        if betas is not None:
-            b = betas.detach().to(dev, torch.float32).reshape(-1)
-            if body.num_betas:
-                k = min(b.shape[-1], body.num_betas)
-                off = off + torch.einsum("k,vck->vc", b[:k], body.shapedirs[..., :k])
-        self.shape_offsets = off  # [V, 3]
-        self.rest_joints = body.rest_joints(b[None] if b is not None else None)  # [1, J, 3]
-        self.parents = body.parents
-        self.levels = lbs.kinematic_levels(body.parents)
-        # Expressions: the basis in use, [V, 3, K] (None: expressions have no effect).
-        self.expr_basis: Tensor | None = None
-        if opts.use_expression and body.num_expressions:
-            if model.leb is not None:
-                self.expr_basis = model.leb.blendshapes(learnable=bool(leb) and model.is_active("blendshapes")).detach()
-            else:
-                self.expr_basis = body.exprdirs
-        self.num_expressions = 0 if self.expr_basis is None else self.expr_basis.shape[-1]
-        # Joints that follow the expression (SMPL-X): the body's joint-space expression basis [J, 3, E].
-        self.joint_expr_basis: Tensor | None = None
-        if self.expr_basis is not None and body.joints_follow_expression:
-            self.joint_expr_basis = body.joint_exprdirs
-        self.posedirs = body.posedirs if (opts.pose_correctives and body.posedirs.shape[0]) else None
-        # Skinning.
-        self.grid: Tensor | None = None
-        self.vertex_weights: Tensor | None = None
-        if model.skin_grid is not None:
-            sg = model.skin_grid
-            self.grid = sg.grid().detach().contiguous()  # [J, R, R, R] clamped
-            self.grid_lo, self.grid_hi, self.grid_eps = sg.lo, sg.hi, sg.eps
-        else:
-            self.vertex_weights = body.lbs_weights  # [V, J]
+        b = betas.detach().to(dev, torch.float32).reshape(-1) if betas is not None else None
+        use_saam = bool(saam) and model.saam is not None and model.is_active("saam")
+        # The posing pass's constants, once (the transforms always blended into the grid before its look-up).
+        k = model.pose_constants(b, leb=bool(leb), saam=use_saam)
+        self.k = replace(k, fused=True)
+        self.num_expressions = self.k.num_expressions
         # Appearance.
-        self.quats = normalize_quaternion(st["quats"].detach())  # [N, 4]
-        self.scales = G.activate_scales(st["log_scales"].detach())  # [N, 3]
         self.opacities = G.activate_opacities(st["opacity_logits"].detach())  # [N]
         if model.sh_degree == 0:
             self.colors, self.sh_degree = G.sh_to_rgb_dc(st["sh"].detach()), None
         else:
             self.colors, self.sh_degree = st["sh"].detach(), model.sh_degree
-        # SAAM: the mouth rows and everything that does not depend on the audio.
-        self.saam = model.saam if (saam and model.saam is not None and model.is_active("saam")) else None
-        self.mouth = torch.zeros(0, dtype=torch.long, device=dev)
-        if self.saam is not None:
-            self.mouth = model.mouth_indices()
-            if self.mouth.numel() == 0:
-                self.saam = None
+        # SAAM: everything that does not depend on the audio, for the mouth rows.
+        self.saam = model.saam if (use_saam and self.k.mouth.numel()) else None
+        self.mouth = self.k.mouth
         if self.saam is not None:
             s = self.saam
-            idx = self.mouth
-            self.mouth_quats = st["quats"].detach()[idx]  # [M, 4] raw
-            self.mouth_log_scales = st["log_scales"].detach()[idx]  # [M, 3]
-            f = s.encoding(s.normalise(mu[idx]))  # [M, Fd] (Eq. 14)
+            f = s.encoding(s.normalise(self.k.means.index_select(0, self.mouth)))  # [M, Fd] (Eq. 14)
             self.mouth_attention = s.w_v(torch.relu(s.w_k(f)))  # [M, D] (Eq. 11)
             first = s.decoder[0]
             fd = f.shape[-1]
@@ -172,7 +129,7 @@ class Animator:
 
     @property
     def uses_expression(self) -> bool:
-        return self.expr_basis is not None
+        return self.k.expr_basis is not None
 
     @property
     def uses_audio(self) -> bool:
@@ -195,44 +152,14 @@ class Animator:
 
     def _animate_eager(self, pose: Tensor, expression: Tensor | None, audio: Tensor | None,
                        transl: Tensor) -> GaussianBatch:
-        B = pose.shape[0]
-        rot = lbs.axis_angle_to_matrix(pose)  # [B, J, 3, 3]
-        # Canonical offsets per vertex (the order of THGSAvatar.vertex_offsets), then per Gaussian.
-        off = self.shape_offsets.expand(B, -1, -1)
-        if expression is not None and self.expr_basis is not None:
-            k = min(expression.shape[-1], self.num_expressions)
-            off = off + torch.einsum("bk,vck->bvc", expression[:, :k], self.expr_basis[..., :k])
-        if self.posedirs is not None:
-            off = off + (lbs.pose_feature(rot) @ self.posedirs).reshape(B, -1, 3)
-        mu_e = self.mu + off.index_select(1, self.parent)  # [B, N, 3]
-        quats = self.quats.expand(B, -1, -1)
-        scales = self.scales.expand(B, -1, -1)
+        delta = None
         if self.saam is not None and audio is not None:
             a = self._audio_codes(audio)  # [B, D]
             q = self.mouth_attention * a[:, None]  # [B, M, D] (Eq. 12)
-            out = self.decoder_rest(self.mouth_pre + F.linear(q, self.decoder_q_weight))  # [B, M, 10] (Eq. 15)
-            idx = self.mouth
-            mu_e = mu_e.index_add(1, idx, out[..., :3])
-            quats = quats.index_copy(1, idx, normalize_quaternion(self.mouth_quats + out[..., 3:7]))
-            scales = scales.index_copy(1, idx, G.activate_scales(self.mouth_log_scales + out[..., 7:10]))
-        # Skinning (Eq. 6-7).
-        joints = self.rest_joints.expand(B, -1, -1)
-        if expression is not None and self.joint_expr_basis is not None:
-            k = min(expression.shape[-1], self.joint_expr_basis.shape[-1])
-            joints = joints + torch.einsum("bk,jck->bjc", expression[:, :k], self.joint_expr_basis[..., :k])
-        kin = lbs.forward_kinematics_levels(rot, joints, self.parents, self.levels)
-        T = kin.skinning_transforms  # [B, J, 4, 4]
-        if self.grid is not None:
-            M = blend_grid_transforms(self.grid, self.grid_lo, self.grid_hi, self.grid_eps, mu_e, T)  # [B, N, 3, 4]
-        else:
-            top = T[:, :, :3, :].reshape(B, self.num_joints, 12)
-            per_vertex = torch.matmul(self.vertex_weights, top)  # [B, V, 12]
-            M = per_vertex.index_select(1, self.parent).view(B, -1, 3, 4)
-        R = M[..., :3]
-        means = (R @ mu_e[..., None])[..., 0] + M[..., 3] + transl[:, None]
-        q = quaternion_multiply(blended_rotation_quaternion(R), quats)
-        return GaussianBatch(means=means, quats=q, scales=scales, opacities=self.opacities, colors=self.colors,
-                                 sh_degree=self.sh_degree)
+            delta = self.decoder_rest(self.mouth_pre + F.linear(q, self.decoder_q_weight))  # [B, M, 10] (Eq. 15)
+        means, quats, scales = pose_batch(self.k, lbs.axis_angle_to_matrix(pose), expression, delta, transl)
+        return GaussianBatch(means=means, quats=quats, scales=scales, opacities=self.opacities, colors=self.colors,
+                             sh_degree=self.sh_degree)
 
     def _check(self, pose: Tensor, expression: Tensor | None, audio: Tensor | None, transl: Tensor) -> None:
         B = pose.shape[0]

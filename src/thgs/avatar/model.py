@@ -31,6 +31,8 @@ import torch
 from torch import Tensor, nn
 
 from thgs.avatar import gaussians as G
+from thgs.avatar import posing
+from thgs.avatar.posing import PoseConstants
 from thgs.avatar.leb import LearnableExpressionBlendshapes
 from thgs.avatar.refine import FrameRefinements
 from thgs.avatar.saam import SAAM
@@ -205,22 +207,45 @@ class THGSAvatar(nn.Module):
 
     # -- forward -----------------------------------------------------------------------------
     def vertex_offsets(self, pose: Tensor, betas: Tensor | None, expression: Tensor | None) -> Tensor:
-        """Per-vertex canonical offsets B_S + B_E_hat + B_P: [V, 3]."""
-        body = self.body
-        off = torch.zeros_like(body.v_template)
+        """Per-vertex canonical offsets B_S + B_E_hat + B_P of one frame: [V, 3]."""
+        k = self.pose_constants(betas, saam=False, skinning=False)
+        return posing.vertex_offsets(k, lbs.axis_angle_to_matrix(pose[None]),
+                                     expression[None] if expression is not None else None)[0]
+
+    def pose_constants(self, betas: Tensor | None = None, *, leb: bool = True, saam: bool = True,
+                       skinning: bool = True) -> PoseConstants:
+        """The frame-independent inputs of the posing pass (:class:`thgs.avatar.posing.PoseConstants`) from
+        the parameters as they are, with their gradients: the training step builds them every step, the
+        inference path (:class:`thgs.avatar.inference.Animator`) once, without gradients. ``leb``: False uses
+        the body's fixed expression basis even when the learned one is active; ``saam``: False leaves the
+        mouth rows empty (SAAM does not act); ``skinning``: False leaves the skinning grid out (for the
+        offsets alone)."""
+        body, st, o = self.body, self.state, self.options
+        v = body.v_template
+        shape = torch.zeros_like(v)
         if betas is not None and body.num_betas:
-            k = min(betas.shape[-1], body.num_betas)
-            off = off + torch.einsum("k,vck->vc", betas[:k], body.shapedirs[..., :k])
-        if expression is not None and self.options.use_expression and body.num_expressions:
-            if self.leb is not None:
-                off = off + self.leb.offsets(expression[None], learnable=self.active["blendshapes"])[0]
-            else:
-                k = min(expression.shape[-1], body.num_expressions)
-                off = off + torch.einsum("k,vck->vc", expression[:k], body.exprdirs[..., :k])
-        if self.options.pose_correctives and body.posedirs.shape[0]:
-            rot = lbs.axis_angle_to_matrix(pose[None])
-            off = off + (lbs.pose_feature(rot) @ body.posedirs).reshape(-1, 3)
-        return off
+            b = betas.reshape(-1).to(v)
+            n = min(b.shape[-1], body.num_betas)
+            shape = shape + torch.einsum("k,vck->vc", b[:n], body.shapedirs[..., :n])
+        expr_basis = None
+        if o.use_expression and body.num_expressions:
+            expr_basis = (self.leb.blendshapes(learnable=leb and self.active["blendshapes"]) if self.leb is not None
+                          else body.exprdirs)
+        mouth = self.mouth_indices() if (saam and self.saam is not None and self.active["saam"]) else \
+            torch.zeros(0, dtype=torch.long, device=v.device)
+        grid = dict(grid=None)
+        if self.skin_grid is not None and skinning:
+            sg = self.skin_grid
+            grid = dict(grid=sg.grid(), grid_lo=sg.lo, grid_hi=sg.hi, grid_eps=sg.eps, fused=o.fused_skinning)
+        return PoseConstants(
+            means=st["means"], parent=st["parent"], shape_offsets=shape, expr_basis=expr_basis,
+            posedirs=body.posedirs if (o.pose_correctives and body.posedirs.shape[0]) else None,
+            quats=normalize_quaternion(st["quats"]), scales=G.activate_scales(st["log_scales"]), mouth=mouth,
+            mouth_quats=st["quats"].index_select(0, mouth), mouth_log_scales=st["log_scales"].index_select(0, mouth),
+            rest_joints=body.rest_joints(betas.reshape(1, -1) if betas is not None else None),
+            joint_expr_basis=(body.joint_exprdirs if (expr_basis is not None and body.joints_follow_expression)
+                              else None),
+            parents=body.parents, levels=self._kinematic_levels(), lbs_weights=body.lbs_weights, **grid)
 
     def _kinematic_levels(self) -> list[Tensor]:
         """:func:`lbs.kinematic_levels` of the body, computed once per device."""
@@ -247,57 +272,28 @@ class THGSAvatar(nn.Module):
         return self.saam is not None and self.active["saam"] and frame.audio_window is not None
 
     def posed_gaussians(self, frame: FrameInputs) -> tuple[Tensor, Tensor, Tensor]:
-        """The frame-dependent part of the forward pass (Eq. 5-7): posed means [N, 3] in world space, unit
-        quaternions [N, 4] and activated scales [N, 3]. It reads nothing back from the device, so a training
-        step can record it as a CUDA graph (:mod:`thgs.train.graphed`)."""
-        st = self.state
-        mu = st["means"]
-        parent = st["parent"]
+        """The frame-dependent part of the forward pass (Eq. 5-7, :func:`thgs.avatar.posing.pose_batch`):
+        posed means [N, 3] in world space, unit quaternions [N, 4] and activated scales [N, 3]. It reads
+        nothing back from the device, so a training step can record it as a CUDA graph
+        (:mod:`thgs.train.graphed`)."""
         pose, expr = self.effective_inputs(frame)
-        betas = frame.betas
-        # index_select (backward: index_add_, deterministic on the CPU), not advanced indexing
-        offsets = self.vertex_offsets(pose, betas, expr).index_select(0, parent)  # [N, 3]
-        mu_e = mu + offsets
-        quats = st["quats"]
-        log_scales = st["log_scales"]
-        if self.saam_acts(frame):
-            idx = self.mouth_indices()
-            if idx.numel():
-                d_mu, d_q, d_s = self.saam(mu.index_select(0, idx), frame.audio_window)
-                mu_e = mu_e.index_add(0, idx, d_mu)
-                quats = quats.index_add(0, idx, d_q)
-                log_scales = log_scales.index_add(0, idx, d_s)
-        means, q = self.skin(mu_e[None], quats[None], pose[None], betas, expr[None] if expr is not None else None,
-                             frame.transl[None])
-        return means[0], q[0], G.activate_scales(log_scales)
+        k = self.pose_constants(frame.betas, saam=self.saam_acts(frame))
+        delta = None
+        if k.mouth.numel():
+            delta = self.saam.deltas(k.means.index_select(0, k.mouth), frame.audio_window)[None]
+        means, quats, scales = posing.pose_batch(k, lbs.axis_angle_to_matrix(pose[None]),
+                                                 expr[None] if expr is not None else None, delta,
+                                                 frame.transl[None])
+        return means[0], quats[0], scales[0]
 
     def skin(self, mu_e: Tensor, quats: Tensor, pose: Tensor, betas: Tensor | None, expression: Tensor | None,
              transl: Tensor) -> tuple[Tensor, Tensor]:
-        """Skinning (Eq. 6-7) of B frames: canonical points with offsets ``mu_e`` [B, N, 3] and raw quaternions
-        [B, N, 4] for poses [B, J, 3] (axis-angle), betas [S] or None, expression [B, E] or None (it moves the
-        joints of a body whose joints follow the expression) and translations [B, 3] -> posed means
-        [B, N, 3] and unit quaternions [B, N, 4].
-
-        Forward kinematics one tree level at a time; with the voxel grid, the joint transforms are blended into
-        the grid before one look-up per point when ``fused_skinning`` is on (the same blended transforms as
-        looking up the weights and blending per point, by linearity of trilinear interpolation)."""
-        B = pose.shape[0]
-        joint_expr = expression if (expression is not None and self.options.use_expression) else None
-        rest_joints = self.body.rest_joints(betas[None] if betas is not None else None, joint_expr)
-        if rest_joints.shape[0] != B:
-            rest_joints = rest_joints.expand(B, -1, -1)
-        kin = lbs.forward_kinematics_levels(lbs.axis_angle_to_matrix(pose), rest_joints, self.body.parents,
-                                            self._kinematic_levels())
-        if self.skin_grid is not None and self.options.fused_skinning:
-            per_point = self.skin_grid.blend(mu_e, kin.skinning_transforms)  # [B, N, 3, 4]
-        elif self.skin_grid is not None:
-            per_point = lbs.blend_transforms(self.skin_grid.weights(mu_e), kin.skinning_transforms)
-        else:
-            per_point = lbs.blend_transforms(self.body.lbs_weights[self.state["parent"]], kin.skinning_transforms)
-        rot = per_point[..., :3, :3]
-        means = (rot @ mu_e[..., None])[..., 0] + per_point[..., :3, 3] + transl[:, None]
-        q = quaternion_multiply(blended_rotation_quaternion(rot), normalize_quaternion(quats))
-        return means, q
+        """Skinning (Eq. 6-7, :func:`thgs.avatar.posing.skin_points`) of B frames: points ``mu_e`` [B, N, 3]
+        with raw quaternions [B, N, 4], poses [B, J, 3] (axis-angle), betas [S] or None, expression [B, E] or
+        None and translations [B, 3] -> posed means [B, N, 3] and unit quaternions [B, N, 4]."""
+        return posing.skin_points(self.pose_constants(betas, saam=False), mu_e, normalize_quaternion(quats),
+                                  lbs.axis_angle_to_matrix(pose), expression if self.options.use_expression
+                                  else None, transl)
 
     def appearance(self) -> tuple[Tensor, Tensor, int | None]:
         """The frame-independent part: activated opacities [N], colours ([N, 3] RGB for SH degree 0, else the

@@ -162,13 +162,18 @@ class SAAM(nn.Module):
         lo, hi = self.box[0], self.box[1]
         return ((points - lo) / (hi - lo).clamp_min(1e-8)).clamp(0, 1)
 
-    def forward(self, points: Tensor, audio_windows: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """points [M, 3] canonical (head-masked) positions; audio_windows [8, 16, C]."""
+    def deltas(self, points: Tensor, audio_windows: Tensor) -> Tensor:
+        """points [M, 3] canonical (head-masked) positions; audio_windows [8, 16, C] -> [M, 10]: the position
+        (3), raw-quaternion (4) and log-scale (3) deltas of Eq. 15."""
         f = self.encoding(self.normalise(points))  # Eq. 14
         a = self.audio(audio_windows)  # [D]
         att = self.w_v(torch.relu(self.w_k(f)))  # Eq. 11
         q = att * a[None]  # Eq. 12
-        out = self.decoder(torch.cat([f, q], dim=-1))  # Eq. 15
+        return self.decoder(torch.cat([f, q], dim=-1))  # Eq. 15
+
+    def forward(self, points: Tensor, audio_windows: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """:meth:`deltas` split into (d_mu [M, 3], d_q [M, 4], d_s [M, 3])."""
+        out = self.deltas(points, audio_windows)
         return out[:, :3], out[:, 3:7], out[:, 7:10]
 
 

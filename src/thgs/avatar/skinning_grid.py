@@ -89,6 +89,24 @@ def blend_grid_transforms(grid: Tensor, lo: Tensor, hi: Tensor, eps: float, poin
     return out.transpose(1, 2).reshape(B, -1, 3, 4)
 
 
+def grid_weights(grid: Tensor, lo: Tensor, hi: Tensor, eps: float, points: Tensor) -> Tensor:
+    """Eq. 18's skinning weights of points [N, 3] or [B, N, 3] from ``grid`` [J, R, R, R] (non-negative,
+    unnormalised; box ``lo``..``hi``): trilinear look-up, then ``(w_j + eps/J) / (sum_j w_j + eps)`` ->
+    [N, J] or [B, N, J], rows summing to one."""
+    if points.shape[-1] != 3 or points.dim() not in (2, 3):
+        raise ValueError(f"SkinningGrid.weights: points must be [N, 3] or [B, N, 3], got {tuple(points.shape)}")
+    J = grid.shape[0]
+    lead = points.shape[:-1]
+    p = points.reshape(-1, 3).to(grid)
+    g = 2.0 * (p - lo) / (hi - lo) - 1.0  # (x, y, z) in [-1, 1]
+    sampled = F.grid_sample(grid[None], g.view(1, 1, 1, -1, 3), mode="bilinear", padding_mode="border",
+                            align_corners=True)  # [1, J, 1, 1, P]
+    w = sampled.view(J, -1).t()
+    # Eq. 18; eps / J keeps the rows summing to one even where the grid is all zero
+    w = (w + eps / J) / (w.sum(-1, keepdim=True) + eps)
+    return w.reshape(*lead, J)
+
+
 class SkinningGrid(nn.Module):
     """Learnable voxel grid of skinning weights.
 
@@ -147,17 +165,7 @@ class SkinningGrid(nn.Module):
 
     def weights(self, points: Tensor) -> Tensor:
         """Skinning weights of points [N, 3] or [B, N, 3] -> [N, J] or [B, N, J]; non-negative, rows sum to 1."""
-        if points.shape[-1] != 3 or points.dim() not in (2, 3):
-            raise ValueError(f"SkinningGrid.weights: points must be [N, 3] or [B, N, 3], got {tuple(points.shape)}")
-        lead = points.shape[:-1]
-        p = points.reshape(-1, 3).to(self.base)
-        g = 2.0 * (p - self.lo) / (self.hi - self.lo) - 1.0  # (x, y, z) in [-1, 1]
-        sampled = F.grid_sample(self.grid()[None], g.view(1, 1, 1, -1, 3), mode="bilinear",
-                                padding_mode="border", align_corners=True)  # [1, J, 1, 1, P]
-        w = sampled.view(self.num_joints, -1).t()
-        # Eq. 18; eps / J keeps the rows summing to one even where the grid is all zero
-        w = (w + self.eps / self.num_joints) / (w.sum(-1, keepdim=True) + self.eps)
-        return w.reshape(*lead, self.num_joints)
+        return grid_weights(self.grid(), self.lo, self.hi, self.eps, points)
 
     forward = weights
 
@@ -178,4 +186,4 @@ class SkinningGrid(nn.Module):
         return f"joints={self.num_joints}, resolution={self.resolution}"
 
 
-__all__ = ["SkinningGrid", "blend_grid_transforms", "interpolate_vertex_weights"]
+__all__ = ["SkinningGrid", "blend_grid_transforms", "grid_weights", "interpolate_vertex_weights"]

@@ -15,9 +15,9 @@ Parts of one frame (the order of :meth:`thgs.avatar.model.THGSAvatar.forward_ful
 - ``frame_fast``: the Animator (graph on CUDA, else eager) + rasterization.
 
 Each part is timed on its own (warm-up, many repeats, median), so the parts do not add up exactly to
-the whole. ``batched`` poses B frames per call: the per-frame offsets and SAAM run frame by frame (the
-avatar's modules take one frame), the skinning runs once on [B, N] points (:meth:`THGSAvatar.skin`, the
-model's own skinning, takes a batch), and each frame is rasterized with its own ``render`` call; its ``fast_*``
+the whole. ``batched`` poses B frames per call: SAAM runs frame by frame (its
+module takes one frame), the posing runs once on [B, N] points (the model's own
+:func:`thgs.avatar.posing.pose_batch`), and each frame is rasterized with its own ``render`` call; its ``fast_*``
 figures do the same with the Animator's batched ``animate`` (one call for all B frames, a CUDA graph on CUDA);
 its ``one_call_*`` figures draw the Animator's batch with one :func:`~thgs.render.base.render_batch` (one
 rasterizer call for all B frames on gsplat; the reference backend still draws frame by frame), so
@@ -32,9 +32,10 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from thgs.avatar import gaussians as G
+from thgs.avatar import posing
 from thgs.avatar.model import GROUPS, AvatarOptions, FrameInputs, THGSAvatar
 from thgs.bench.timing import Timing, time_fn
+from thgs.core import lbs
 from thgs.render.base import Camera, GaussianSet, render, render_batch
 
 
@@ -99,34 +100,22 @@ def _audio_channels(model: THGSAvatar) -> int:
 
 @torch.no_grad()
 def animate_batch(model: THGSAvatar, frames: list[FrameInputs]) -> list[GaussianSet]:
-    """Pose B frames with one batched skinning call: the same Gaussians as ``model(frame)`` for each frame
-    (no per-frame refinements; inference does not use them)."""
-    st = model.state
-    mu, parent = st["means"], st["parent"]
-    mu_e, quats, log_scales = [], [], []
-    for f in frames:
-        m = mu + model.vertex_offsets(f.pose, f.betas, f.expression)[parent]
-        q, s = st["quats"], st["log_scales"]
-        if model.saam is not None and model.is_active("saam") and f.audio_window is not None:
-            idx = model.mouth_indices()
-            if idx.numel():
-                d_mu, d_q, d_s = model.saam(mu[idx], f.audio_window)
-                m, q, s = m.index_add(0, idx, d_mu), q.index_add(0, idx, d_q), s.index_add(0, idx, d_s)
-        mu_e.append(m)
-        quats.append(q)
-        log_scales.append(s)
+    """Pose B frames with one batched posing call (:func:`thgs.avatar.posing.pose_batch`, SAAM run frame by
+    frame): the same Gaussians as ``model(frame)`` for each frame (no per-frame refinements; inference does
+    not use them)."""
+    f0 = frames[0]
+    k = model.pose_constants(f0.betas, saam=model.saam_acts(f0))
+    delta = None
+    if k.mouth.numel():
+        points = k.means.index_select(0, k.mouth)
+        delta = torch.stack([model.saam.deltas(points, f.audio_window) for f in frames])  # [B, M, 10]
     pose = torch.stack([f.pose for f in frames])
     transl = torch.stack([f.transl for f in frames])
-    betas = frames[0].betas
-    expr = torch.stack([f.expression for f in frames]) if frames[0].expression is not None else None
-    means, q = model.skin(torch.stack(mu_e), torch.stack(quats), pose, betas, expr, transl)
-    opac = G.activate_opacities(st["opacity_logits"])
-    if model.sh_degree == 0:
-        colors, sh = G.sh_to_rgb_dc(st["sh"]), None
-    else:
-        colors, sh = st["sh"], model.sh_degree
-    return [GaussianSet(means=means[b], quats=q[b], scales=G.activate_scales(log_scales[b]), opacities=opac,
-                        colors=colors, sh_degree=sh) for b in range(len(frames))]
+    expr = torch.stack([f.expression for f in frames]) if f0.expression is not None else None
+    means, q, scales = posing.pose_batch(k, lbs.axis_angle_to_matrix(pose), expr, delta, transl)
+    opacities, colors, sh_degree = model.appearance()
+    return [GaussianSet(means=means[b], quats=q[b], scales=scales[b], opacities=opacities, colors=colors,
+                        sh_degree=sh_degree) for b in range(len(frames))]
 
 
 def _stacked(frames: list[FrameInputs]) -> tuple[Tensor, Tensor | None, Tensor | None, Tensor]:
