@@ -3,6 +3,7 @@
 Usage:
     python benchmarks/prepare_speed.py FOLDER [--seconds 60] [--fps 30] [--height 720] [--device cpu|cuda]
     python benchmarks/prepare_speed.py --clip CLIP.mp4 [--device cuda]
+    python benchmarks/prepare_speed.py FOLDER --seconds 60 --fps 25 --height 512 --width 288 --clip-only CLIP.mp4
 
 With FOLDER, a clip of --seconds at --fps is made from the longest video in it (with --concat: from each
 video in turn, longest first): its frames scaled to --height and centred on a 16:9 canvas (1280x720 at 720p),
@@ -117,12 +118,25 @@ def main() -> int:
                         help="play every video of FOLDER in turn (shot cuts at the seams: prepare keeps the longest "
                              "shot) instead of looping the longest one")
     parser.add_argument("--work", type=Path, default=None, help="work folder (default: a temporary one)")
+    parser.add_argument("--clip-only", type=Path, default=None, metavar="PATH",
+                        help="write the clip made from FOLDER to PATH and stop (e.g. a 60 s clip for "
+                             "`thgs demo --video PATH`, whose metrics.json times ingest+prepare, training and "
+                             "evaluation)")
     parser.add_argument("--no-bake-shape", action="store_true",
                         help="keep the calibrated shape as coefficients of the cached shape basis instead of "
                              "converting an exact anny body (for a machine without the anny package)")
     args = parser.parse_args()
     if args.clip is None and args.folder is None:
         parser.error("give a FOLDER of videos or --clip")
+    if args.clip_only is not None:
+        if args.folder is None:
+            parser.error("--clip-only needs a FOLDER of videos")
+        t0 = time.perf_counter()
+        clip = make_clip(args.folder, args.clip_only, seconds=args.seconds, fps=args.fps, height=args.height,
+                         concat=args.concat, width=args.width)
+        print(f"made {clip} ({args.seconds:g} s at {args.fps:g} fps, {args.height} px high) in "
+              f"{time.perf_counter() - t0:.1f} s")
+        return 0
     stages = tuple(s for s in ("detect", "fit") if s in args.stages.split(","))
     with tempfile.TemporaryDirectory(prefix="thgs-prepare-bench-") as tmp:
         work = args.work or Path(tmp)
