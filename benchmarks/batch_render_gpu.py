@@ -68,14 +68,13 @@ def main() -> int:
 
     import torch
 
-    if not torch.cuda.is_available():
-        log("error: torch sees no CUDA GPU")
+    from thgs.render.gsplat_backend import unavailable_reason
+
+    reason = unavailable_reason()  # no CUDA GPU, gsplat missing, or its import's error
+    if reason is not None:
+        log(f"error: {reason}")
         return 2
-    try:
-        import gsplat
-    except Exception as exc:  # noqa: BLE001 - report any import failure clearly
-        log(f"error: gsplat is not importable ({exc})")
-        return 2
+    import gsplat
     from thgs.bench.timing import time_fn
     from thgs.render._scenes import ring_cameras, turning_batch
     from thgs.render.base import GaussianBatch, render, render_batch

@@ -35,7 +35,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from thgs.avatar import gaussians as G
 from thgs.avatar.model import THGSAvatar
 from thgs.avatar.posing import pose_batch
 from thgs.core import lbs
@@ -50,10 +49,6 @@ def model_fingerprint(model: THGSAvatar, saam: bool = True, leb: bool = True) ->
     return (id(model), bool(saam), bool(leb), tuple(sorted(model.active_groups())), tensors)
 
 
-AnimatedGaussians = GaussianBatch
-"""B posed frames of the same Gaussians: the renderer's batched input (:class:`thgs.render.base.GaussianBatch`,
-drawn by :func:`thgs.render.base.render_batch`); scales may be an expanded view of one [N, 3] when no frame
-changes them. Outputs of a replayed CUDA graph are overwritten by the next replay."""
 
 
 class _Graph:
@@ -105,12 +100,9 @@ class Animator:
         k = model.pose_constants(b, leb=bool(leb), saam=use_saam)
         self.k = replace(k, fused=True)
         self.num_expressions = self.k.num_expressions
-        # Appearance.
-        self.opacities = G.activate_opacities(st["opacity_logits"].detach())  # [N]
-        if model.sh_degree == 0:
-            self.colors, self.sh_degree = G.sh_to_rgb_dc(st["sh"].detach()), None
-        else:
-            self.colors, self.sh_degree = st["sh"].detach(), model.sh_degree
+        # Appearance: activated opacities [N] and colours (RGB, or the SH coefficients).
+        opacities, colors, self.sh_degree = model.appearance()
+        self.opacities, self.colors = opacities.detach(), colors.detach()
         # SAAM: everything that does not depend on the audio, for the mouth rows.
         self.saam = model.saam if (use_saam and self.k.mouth.numel()) else None
         self.mouth = self.k.mouth
@@ -261,4 +253,4 @@ class Animator:
         return sorted(self._graphs)
 
 
-__all__ = ["AnimatedGaussians", "Animator", "model_fingerprint"]
+__all__ = ["Animator", "model_fingerprint"]

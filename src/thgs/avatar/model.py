@@ -39,7 +39,7 @@ from thgs.avatar.saam import SAAM
 from thgs.avatar.state import GaussianState
 from thgs.body.model import BodyModel
 from thgs.core import lbs
-from thgs.core.rotations import blended_rotation_quaternion, normalize_quaternion, quaternion_multiply
+from thgs.core.rotations import normalize_quaternion
 from thgs.render.base import GaussianSet
 
 GROUPS = ("pose", "expression", "skinning", "blendshapes", "saam")
@@ -208,19 +208,15 @@ class THGSAvatar(nn.Module):
     # -- forward -----------------------------------------------------------------------------
     def vertex_offsets(self, pose: Tensor, betas: Tensor | None, expression: Tensor | None) -> Tensor:
         """Per-vertex canonical offsets B_S + B_E_hat + B_P of one frame: [V, 3]."""
-        k = self.pose_constants(betas, saam=False, skinning=False)
-        return posing.vertex_offsets(k, lbs.axis_angle_to_matrix(pose[None]),
+        return posing.vertex_offsets(*self.blend_shapes(betas), lbs.axis_angle_to_matrix(pose[None]),
                                      expression[None] if expression is not None else None)[0]
 
-    def pose_constants(self, betas: Tensor | None = None, *, leb: bool = True, saam: bool = True,
-                       skinning: bool = True) -> PoseConstants:
-        """The frame-independent inputs of the posing pass (:class:`thgs.avatar.posing.PoseConstants`) from
-        the parameters as they are, with their gradients: the training step builds them every step, the
-        inference path (:class:`thgs.avatar.inference.Animator`) once, without gradients. ``leb``: False uses
-        the body's fixed expression basis even when the learned one is active; ``saam``: False leaves the
-        mouth rows empty (SAAM does not act); ``skinning``: False leaves the skinning grid out (for the
-        offsets alone)."""
-        body, st, o = self.body, self.state, self.options
+    def blend_shapes(self, betas: Tensor | None = None, leb: bool = True) -> tuple[Tensor, Tensor | None,
+                                                                                  Tensor | None]:
+        """The blend shapes of the posing pass: the shape offsets ``B_S(beta)`` [V, 3], the expression basis in
+        use [V, 3, K] (``E_hat`` with LEB; None: expressions have no effect) and the pose-corrective basis or
+        None. ``leb``: False uses the body's fixed basis even when the learned one is active."""
+        body, o = self.body, self.options
         v = body.v_template
         shape = torch.zeros_like(v)
         if betas is not None and body.num_betas:
@@ -231,15 +227,24 @@ class THGSAvatar(nn.Module):
         if o.use_expression and body.num_expressions:
             expr_basis = (self.leb.blendshapes(learnable=leb and self.active["blendshapes"]) if self.leb is not None
                           else body.exprdirs)
+        posedirs = body.posedirs if (o.pose_correctives and body.posedirs.shape[0]) else None
+        return shape, expr_basis, posedirs
+
+    def pose_constants(self, betas: Tensor | None = None, *, leb: bool = True, saam: bool = True) -> PoseConstants:
+        """The frame-independent inputs of the posing pass (:class:`thgs.avatar.posing.PoseConstants`) from
+        the parameters as they are, with their gradients: the training step builds them every step, the
+        inference path (:class:`thgs.avatar.inference.Animator`) once, without gradients. ``leb``: as
+        :meth:`blend_shapes`; ``saam``: False leaves the mouth rows empty (SAAM does not act)."""
+        body, st, o = self.body, self.state, self.options
+        shape, expr_basis, posedirs = self.blend_shapes(betas, leb)
         mouth = self.mouth_indices() if (saam and self.saam is not None and self.active["saam"]) else \
-            torch.zeros(0, dtype=torch.long, device=v.device)
+            torch.zeros(0, dtype=torch.long, device=body.v_template.device)
         grid = dict(grid=None)
-        if self.skin_grid is not None and skinning:
+        if self.skin_grid is not None:
             sg = self.skin_grid
             grid = dict(grid=sg.grid(), grid_lo=sg.lo, grid_hi=sg.hi, grid_eps=sg.eps, fused=o.fused_skinning)
         return PoseConstants(
-            means=st["means"], parent=st["parent"], shape_offsets=shape, expr_basis=expr_basis,
-            posedirs=body.posedirs if (o.pose_correctives and body.posedirs.shape[0]) else None,
+            means=st["means"], parent=st["parent"], shape_offsets=shape, expr_basis=expr_basis, posedirs=posedirs,
             quats=normalize_quaternion(st["quats"]), scales=G.activate_scales(st["log_scales"]), mouth=mouth,
             mouth_quats=st["quats"].index_select(0, mouth), mouth_log_scales=st["log_scales"].index_select(0, mouth),
             rest_joints=body.rest_joints(betas.reshape(1, -1) if betas is not None else None),

@@ -69,16 +69,17 @@ class PoseConstants:
         return 0 if self.expr_basis is None else int(self.expr_basis.shape[-1])
 
 
-def vertex_offsets(k: PoseConstants, rot: Tensor, expression: Tensor | None) -> Tensor:
-    """Per-vertex canonical offsets ``B_S + B_E + B_P`` of B frames: rot [B, J, 3, 3] joint rotations,
-    expression [B, K'] or None -> [B, V, 3]."""
+def vertex_offsets(shape_offsets: Tensor, expr_basis: Tensor | None, posedirs: Tensor | None, rot: Tensor,
+                   expression: Tensor | None) -> Tensor:
+    """Per-vertex canonical offsets ``B_S + B_E + B_P`` of B frames (the blend shapes of
+    :class:`PoseConstants`): rot [B, J, 3, 3] joint rotations, expression [B, K'] or None -> [B, V, 3]."""
     B = rot.shape[0]
-    off = k.shape_offsets.expand(B, -1, -1)
-    if expression is not None and k.expr_basis is not None:
-        n = min(expression.shape[-1], k.num_expressions)
-        off = off + torch.einsum("bk,vck->bvc", expression[:, :n], k.expr_basis[..., :n])
-    if k.posedirs is not None:
-        off = off + (lbs.pose_feature(rot) @ k.posedirs).reshape(B, -1, 3)
+    off = shape_offsets.expand(B, -1, -1)
+    if expression is not None and expr_basis is not None:
+        n = min(expression.shape[-1], expr_basis.shape[-1])
+        off = off + torch.einsum("bk,vck->bvc", expression[:, :n], expr_basis[..., :n])
+    if posedirs is not None:
+        off = off + (lbs.pose_feature(rot) @ posedirs).reshape(B, -1, 3)
     return off
 
 
@@ -117,7 +118,8 @@ def pose_batch(k: PoseConstants, rot: Tensor, expression: Tensor | None, mouth_d
         posed means [B, N, 3], unit quaternions [B, N, 4] and activated scales [B, N, 3].
     """
     B = rot.shape[0]
-    mu_e = k.means + vertex_offsets(k, rot, expression).index_select(1, k.parent)  # [B, N, 3]
+    offsets = vertex_offsets(k.shape_offsets, k.expr_basis, k.posedirs, rot, expression)
+    mu_e = k.means + offsets.index_select(1, k.parent)  # [B, N, 3]
     quats = k.quats.expand(B, -1, -1)
     scales = k.scales.expand(B, -1, -1)
     if mouth_delta is not None and k.mouth.numel():

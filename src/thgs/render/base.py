@@ -286,15 +286,20 @@ def render(
             raise ValueError(f"render: {name} has shape {tuple(t.shape)}, expected {shape}")
     if gaussians.colors.shape[0] != N or gaussians.colors.shape[-1] != 3:
         raise ValueError(f"render: colors has shape {tuple(gaussians.colors.shape)}, expected [N, 3] or [N, K, 3]")
-    if mode not in ("3dgs", "2dgs"):
-        raise ValueError(f"render: mode must be '3dgs' or '2dgs', got {mode!r}")
-    if outputs not in OUTPUTS:
-        raise ValueError(f"render: outputs must be one of {', '.join(OUTPUTS)}, got {outputs!r}")
+    check_mode(mode, outputs, "render")
     if background is None:
         background = torch.zeros(3, device=dev)
     if surfels_as_3dgs and mode == "2dgs":
         gaussians, mode = flat_surfels(gaussians), "3dgs"
     return get_backend(backend, dev)(gaussians, camera.to(dev), background.to(dev), mode, outputs=outputs)
+
+
+def check_mode(mode: str, outputs: str, where: str) -> None:
+    """Raise ValueError naming the argument unless ``mode`` is 3dgs or 2dgs and ``outputs`` one of :data:`OUTPUTS`."""
+    if mode not in ("3dgs", "2dgs"):
+        raise ValueError(f"{where}: mode must be '3dgs' or '2dgs', got {mode!r}")
+    if outputs not in OUTPUTS:
+        raise ValueError(f"{where}: outputs must be one of {', '.join(OUTPUTS)}, got {outputs!r}")
 
 
 def check_batch(batch: GaussianBatch, where: str = "render_batch") -> None:
@@ -379,10 +384,7 @@ def render_batch(
     B = len(gaussians)
     dev = gaussians.means.device
     cams = batch_cameras(cameras, B)
-    if mode not in ("3dgs", "2dgs"):
-        raise ValueError(f"render_batch: mode must be '3dgs' or '2dgs', got {mode!r}")
-    if outputs not in OUTPUTS:
-        raise ValueError(f"render_batch: outputs must be one of {', '.join(OUTPUTS)}, got {outputs!r}")
+    check_mode(mode, outputs, "render_batch")
     if background is None:
         background = torch.zeros(3, device=dev)
     if tuple(background.shape) not in ((3,), (B, 3)):

@@ -72,6 +72,15 @@ def _grad_proxy(source: Tensor) -> Tensor:
     return proxy
 
 
+def _colors(g: GaussianSet | GaussianBatch) -> tuple[Tensor, int | None]:
+    """The shared colours as float32 ([N, 3] or SH [N, K, 3]) and the SH degree gsplat draws them with (None:
+    RGB)."""
+    colors = g.colors.to(torch.float32)
+    if colors.dim() != 3:
+        return colors, None
+    return colors, g.sh_degree if g.sh_degree is not None else sh_degree_from_coeffs(colors.shape[1])
+
+
 @register_backend("gsplat")
 class GsplatBackend:
     """gsplat 1.4/1.5 CUDA rasterization (float32 tensors on a CUDA device)."""
@@ -90,34 +99,39 @@ class GsplatBackend:
         if device.type != "cuda":
             raise ValueError(f"gsplat renderer: Gaussians must be on a CUDA device, got {device}")
 
+    def _rasterize(self, mode: Mode, geometry: tuple, colors: Tensor, sh_degree: int | None, cameras: tuple,
+                   camera: Camera, background: Tensor, outputs: Outputs) -> tuple[Tensor, Tensor, Tensor | None, dict]:
+        """One gsplat call with this backend's settings: ``geometry`` (means, quats, scales, opacities),
+        ``cameras`` (viewmats, Ks), the image size and clipping planes of ``camera``. Returns (colour + depth
+        channels, alphas, 2DGS world-frame normals or None, meta), with gsplat's leading dimensions."""
+        import gsplat
+
+        args = (*geometry, colors, *cameras, camera.width, camera.height)
+        common = dict(near_plane=camera.near, far_plane=camera.far, radius_clip=0.0, eps2d=self.eps2d,
+                      sh_degree=sh_degree, packed=False, backgrounds=background,
+                      render_mode="RGB" if outputs == "rgb" else "RGB+ED")
+        if mode == "3dgs":
+            out, alphas, meta = gsplat.rasterization(*args, rasterize_mode="classic", **common)
+            return out, alphas, None, meta
+        out, alphas, normals_w, _, _, _, meta = gsplat.rasterization_2dgs(*args, **common)
+        return out, alphas, normals_w, meta
+
     def __call__(self, gaussians: GaussianSet, camera: Camera, background: Tensor, mode: Mode,
                  outputs: Outputs = "full") -> RenderResult:
         self._check(mode, gaussians.means.device)
         check_gaussians(gaussians)
-        import gsplat
-
         g = gaussians
         dev = g.means.device
         f32 = torch.float32
         viewmats = camera.world_to_cam.to(dev, f32)[None]
         Ks = camera.K.to(dev, f32)[None]
-        W, H = camera.width, camera.height
-        sh_degree = None
-        colors = g.colors.to(f32)
-        if colors.dim() == 3:
-            sh_degree = g.sh_degree if g.sh_degree is not None else sh_degree_from_coeffs(colors.shape[1])
-        colors = colors[None]  # the camera dimension ([1, N, 3] or [1, N, K, 3])
-        bg = background.to(dev, f32)[None]
-        args = (g.means.to(f32), g.quats.to(f32), g.scales.to(f32), g.opacities.to(f32), colors, viewmats, Ks, W, H)
-        common = dict(near_plane=camera.near, far_plane=camera.far, radius_clip=0.0, eps2d=self.eps2d,
-                      sh_degree=sh_degree, packed=False, backgrounds=bg,
-                      render_mode="RGB" if outputs == "rgb" else "RGB+ED")
+        colors, sh_degree = _colors(g)
+        out, alphas, normals_w, meta = self._rasterize(
+            mode, (g.means.to(f32), g.quats.to(f32), g.scales.to(f32), g.opacities.to(f32)),
+            colors[None], sh_degree, (viewmats, Ks), camera, background.to(dev, f32)[None], outputs)  # camera dim 1
         extras: dict = {}
         normals = surf = None
-        if mode == "3dgs":
-            out, alphas, meta = gsplat.rasterization(*args, rasterize_mode="classic", **common)
-        else:
-            out, alphas, normals_w, _, _, _, meta = gsplat.rasterization_2dgs(*args, **common)
+        if normals_w is not None:
             if outputs == "full":
                 R = viewmats[0, :3, :3]
                 normals = normals_w[0] @ R.T  # world -> camera frame
@@ -139,8 +153,6 @@ class GsplatBackend:
         one image size and near/far; ``background`` [3] (expanded) or [B, 3]."""
         self._check(mode, batch.means.device)
         check_gaussians(batch.frame(0))  # the shared opacities and colours against the SH degree
-        import gsplat
-
         g = batch
         B, N = g.means.shape[0], g.means.shape[1]
         dev = g.means.device
@@ -152,25 +164,16 @@ class GsplatBackend:
         else:
             viewmats = torch.stack([c.world_to_cam for c in cameras]).to(dev, f32)[:, None]
             Ks = torch.stack([c.K for c in cameras]).to(dev, f32)[:, None]
-        W, H = cam0.width, cam0.height
-        sh_degree = None
-        colors = g.colors.to(f32)
-        if colors.dim() == 3:
-            sh_degree = g.sh_degree if g.sh_degree is not None else sh_degree_from_coeffs(colors.shape[1])
+        colors, sh_degree = _colors(g)
         colors = colors.expand(B, 1, *colors.shape)  # the frame and camera dimensions: [B, 1, N, 3] / [B, 1, N, K, 3]
-        opacities = g.opacities.to(f32).expand(B, N)
         bg = background.to(dev, f32)
         bg = bg.expand(B, 1, 3) if bg.dim() == 1 else bg[:, None]
-        args = (g.means.to(f32), g.quats.to(f32), g.scales.to(f32), opacities, colors, viewmats, Ks, W, H)
-        common = dict(near_plane=cam0.near, far_plane=cam0.far, radius_clip=0.0, eps2d=self.eps2d,
-                      sh_degree=sh_degree, packed=False, backgrounds=bg,
-                      render_mode="RGB" if outputs == "rgb" else "RGB+ED")
+        out, alphas, normals_w, meta = self._rasterize(
+            mode, (g.means.to(f32), g.quats.to(f32), g.scales.to(f32), g.opacities.to(f32).expand(B, N)),
+            colors, sh_degree, (viewmats, Ks), cam0, bg, outputs)
         extras: dict = {}
         normals = surf = None
-        if mode == "3dgs":
-            out, alphas, meta = gsplat.rasterization(*args, rasterize_mode="classic", **common)
-        else:
-            out, alphas, normals_w, _, _, _, meta = gsplat.rasterization_2dgs(*args, **common)
+        if normals_w is not None:
             if outputs == "full":
                 R = viewmats[:, 0, :3, :3]  # [B, 3, 3]
                 normals = torch.einsum("bhwj,bij->bhwi", normals_w[:, 0], R)  # world -> each camera's frame
