@@ -9,7 +9,7 @@ that can be recorded in a CUDA graph.
 - the posing constants (:meth:`THGSAvatar.pose_constants`, built once without gradients): the normalised
   quaternions and activated scales of all Gaussians (SAAM only replaces the mouth rows), the mouth
   Gaussians' indices with their raw quaternions and log-scales, the shape offsets of the given betas, the
-  rest joints, the kinematic levels (see :func:`thgs.core.lbs.forward_kinematics_levels`), the expression
+  rest joints, the ancestor tables (see :func:`thgs.core.lbs.forward_kinematics_jumps`), the expression
   basis in use (``E_hat`` with LEB, else the body's) and, for grid skinning, the clamped grid, always
   sampled once per point with the transforms blended into it (see
   :func:`thgs.avatar.skinning_grid.blend_grid_transforms`);
@@ -18,7 +18,7 @@ that can be recorded in a CUDA graph.
   ``ReLU(f W_k) W_v`` (Eq. 11) and the feature half of the decoder's first layer.
 
 Per frame: Rodrigues, SAAM's audio encoder and decoder on the mouth rows, then ``pose_batch``: the
-expression and pose-corrective offsets, forward kinematics by depth level, one 13-channel grid look-up, and
+expression and pose-corrective offsets, forward kinematics by pointer jumping, one 13-channel grid look-up, and
 the rotation chain (6D Gram-Schmidt of the blended 3x3 block, quaternion, product with the normalised
 Gaussian quaternion).
 
