@@ -253,19 +253,33 @@ class Animator:
             ins["audio"] = torch.zeros(batch, W, T, C or self.audio_encoder.in_channels, device=dev)
         return ins
 
+    def posing_function(self, compile: bool = False) -> Callable[..., GaussianBatch]:
+        """:meth:`animate_eager`, or with ``compile`` its ``torch.compile`` (whole graph, static shapes; built once
+        and kept, each new input shape compiles again): the element-wise chains (rotations, quaternions,
+        SAAM's decoder) fused into few kernels, which a recorded graph then replays. Compiling takes tens of
+        seconds."""
+        if not compile:
+            return self.animate_eager
+        if self.__dict__.get("_compiled") is None:
+            self._compiled = torch.compile(self.animate_eager, fullgraph=True, dynamic=False)
+        return self._compiled
+
     @torch.no_grad()
-    def capture(self, batch: int = 1, audio_shape: tuple[int, int, int] = (8, 16, 0), warmup: int = 3) -> bool:
+    def capture(self, batch: int = 1, audio_shape: tuple[int, int, int] = (8, 16, 0), warmup: int = 3,
+                compile: bool = False) -> bool:
         """Record the whole animation of ``batch`` frames into a ``torch.cuda.CUDAGraph``.
 
         The graph takes expressions if the avatar uses them and audio windows of ``audio_shape`` (W, T, C;
         C = 0: the SAAM encoder's channels) if it uses SAAM; later calls with the same batch and the same
-        inputs present replay it. On a device other than CUDA nothing happens and False is returned.
+        inputs present replay it. ``compile`` records the compiled posing (:meth:`posing_function`). On a device
+        other than CUDA nothing happens and False is returned.
         """
         if self.device.type != "cuda":
             return False
         ins = self.static_inputs(batch, audio_shape)
-        graph, out = record_graph(lambda: self.animate_eager(ins["pose"], ins["expression"], ins["audio"],  # type: ignore[arg-type]
-                                                              ins["transl"]), self.device, warmup)  # type: ignore[arg-type]
+        fn = self.posing_function(compile)
+        graph, out = record_graph(lambda: fn(ins["pose"], ins["expression"], ins["audio"], ins["transl"]),
+                                  self.device, warmup)
         self._graphs[batch] = _Graph(graph, ins, out)
         return True
 
