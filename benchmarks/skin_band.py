@@ -60,6 +60,7 @@ def gradient_outside(subject, body, args) -> tuple[dict, list[dict]]:
         hit.logical_or_(g > 0)
         mass.add_(g.double())
 
+    sg.delta.requires_grad_(True)  # the trainer switches the group on at its start step (0)
     sg.delta.register_post_accumulate_grad_hook(record)
     for _ in range(args.steps):
         tr.train_step()
