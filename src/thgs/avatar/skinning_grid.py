@@ -296,12 +296,13 @@ class SkinningGrid(nn.Module):
         scattered when sparse)."""
         return (self.base + self.dense_delta()).clamp_min(0.0)
 
-    def lookup(self) -> dict:
+    def lookup(self, dense: bool = False) -> dict:
         """What the posing pass needs to look the grid up (:class:`thgs.avatar.posing.PoseConstants`' grid
-        fields): dense, ``grid()``; sparse, the fixed ``base`` with ``residual()`` and ``slots``."""
+        fields): dense (or ``dense``: a sparse residual scattered once, for a path that keeps the constants),
+        ``grid()``; sparse, the fixed ``base`` with ``residual()`` and ``slots``."""
         common = dict(grid_lo=self.lo, grid_hi=self.hi, grid_eps=self.eps)
-        if not self.sparse:
-            return dict(grid=self.grid(), **common)
+        if dense or not self.sparse:
+            return dict(grid=self.grid(), grid_residual=None, grid_slots=None, **common)
         return dict(grid=self.base, grid_residual=self.residual(), grid_slots=self.slots, **common)
 
     def weights(self, points: Tensor) -> Tensor:
