@@ -28,8 +28,9 @@ Per preset it measures, on the same trainer:
 - the kernels that take the most GPU time per step (a second table).
 
 ``--skin-band`` runs each of those once per width of the skinning residual's band, in the same process
-(``-1``: the dense residual over the whole grid; ``default``: the preset's own), e.g. ``--skin-band -1,2``
-for dense against the sparse default; the table gives the residual's active grid points.
+(``dense`` or ``-1``: the dense residual over the whole grid; ``default``: the preset's own), e.g.
+``--skin-band dense,2`` for dense against the sparse default (``--skin-band=-1,2`` alike); the table gives the
+residual's active grid points.
 
 ``--forward`` runs each preset once per way of running the avatar's forward pass, in the same process:
 ``eager``, ``graphs`` (recorded CUDA graphs, ``cuda_graphs=True``, the default on CUDA) and ``compile``
@@ -246,8 +247,8 @@ def main() -> int:
                     help="comma-separated ways to run the avatar's forward pass: eager, graphs (CUDA graphs, the "
                          "default on CUDA), compile (torch.compile); on a CPU graphs is the eager pass")
     ap.add_argument("--skin-band", default="default",
-                    help="comma-separated widths of the skinning residual's band, each run side by side: -1 dense, "
-                         "N >= 0 the grid points within N of the template's cells, default the preset's")
+                    help="comma-separated widths of the skinning residual's band, each run side by side: dense (or "
+                         "-1), N >= 0 the grid points within N of the template's cells, default the preset's")
     args = ap.parse_args()
 
     import torch
@@ -261,9 +262,9 @@ def main() -> int:
     presets = [p for p in args.presets.split(",") if p]
     forwards = [f for f in args.forward.split(",") if f]
     try:
-        bands = [None if b == "default" else int(b) for b in args.skin_band.split(",") if b]
+        bands = [None if b == "default" else -1 if b == "dense" else int(b) for b in args.skin_band.split(",") if b]
     except ValueError:
-        print(f"train_speed.py: --skin-band {args.skin_band!r}: give integers >= -1 or default", file=sys.stderr)
+        print(f"train_speed.py: --skin-band {args.skin_band!r}: give dense, default or integers >= -1", file=sys.stderr)
         return 2
     bad = [p for p in presets if p not in PRESETS] + [f for f in forwards if f not in FORWARDS]
     bad += [b for b in bands if b is not None and b < -1]

@@ -101,26 +101,23 @@ def sparse_trilinear(values: Tensor, slots: Tensor, resolution: int, lo: Tensor,
     R = int(resolution)
     B, N = points.shape[0], points.shape[1]
     v = values if values.dim() == 3 else values[None]
-    v = torch.cat([v, v.new_zeros(v.shape[0], v.shape[1], 1)], -1)  # column M: the inactive points' zero
+    C = v.shape[1]
+    v = torch.cat([v, v.new_zeros(v.shape[0], C, 1)], -1)  # column M: the inactive points' zero
     u = ((_sample_coords(points.to(v), lo, hi) + 1.0) * 0.5 * (R - 1)).clamp(0.0, R - 1)  # [B, N, 3] (x, y, z)
     i0 = u.detach().floor().clamp(max=R - 2)
-    f = u - i0
+    f = u - i0  # [B, N, 3]
     i0 = i0.long()
-    base = (i0[..., 2] * R + i0[..., 1]) * R + i0[..., 0]  # [B, N]
-    out = None
-    for dz in (0, 1):
-        for dy in (0, 1):
-            for dx in (0, 1):
-                s = slots[base + ((dz * R + dy) * R + dx)]  # [B, N]
-                w = ((f[..., 2] if dz else 1 - f[..., 2]) * (f[..., 1] if dy else 1 - f[..., 1])
-                     * (f[..., 0] if dx else 1 - f[..., 0]))  # [B, N]
-                if v.shape[0] == 1:
-                    g = v[0].index_select(1, s.reshape(-1)).view(-1, B, N).transpose(0, 1)
-                else:
-                    g = v.gather(2, s[:, None, :].expand(-1, v.shape[1], -1))
-                term = g * w[:, None, :]
-                out = term if out is None else out + term
-    return out
+    low = (i0[..., 2] * R + i0[..., 1]) * R + i0[..., 0]  # [B, N] the cell's lower corner
+    two = torch.arange(2, device=low.device)
+    corner = (two[:, None, None] * (R * R) + two[None, :, None] * R + two[None, None, :]).reshape(8)  # (dz, dy, dx)
+    s = slots[low[..., None] + corner]  # [B, N, 8] each corner's column
+    fx, fy, fz = (torch.stack([1 - f[..., a], f[..., a]], -1) for a in range(3))  # [B, N, 2] per axis
+    w = (fz[..., :, None, None] * fy[..., None, :, None] * fx[..., None, None, :]).reshape(B, N, 8)
+    if v.shape[0] == 1:  # shared values: one gather (its backward adds in index order on the CPU)
+        g = v[0].index_select(1, s.reshape(-1)).view(C, B, N, 8).transpose(0, 1)
+    else:
+        g = v.gather(2, s.reshape(B, 1, N * 8).expand(-1, C, -1)).view(B, C, N, 8)
+    return (g * w[:, None]).sum(-1)
 
 
 def blend_grid_transforms(grid: Tensor, lo: Tensor, hi: Tensor, eps: float, points: Tensor,
