@@ -35,7 +35,7 @@ def test_graph_replay_equals_eager(skinning, batch):
     with torch.no_grad():
         for part in (frames[:batch], frames[batch:]):  # two different inputs: the replay follows them
             args = stacked(part)
-            eager = anim._animate_eager(*args)
+            eager = anim.animate_eager(*args)
             eager = {k: getattr(eager, k).clone() for k in ("means", "quats", "scales")}
             graph = anim.animate(*args)
             assert graph.means.data_ptr() == anim._graphs[batch].output.means.data_ptr()  # it was a replay

@@ -29,7 +29,7 @@ or active groups (:func:`model_fingerprint` tells when).
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any
+from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
@@ -49,6 +49,22 @@ def model_fingerprint(model: THGSAvatar, saam: bool = True, leb: bool = True) ->
     return (id(model), bool(saam), bool(leb), tuple(sorted(model.active_groups())), tensors)
 
 
+
+
+def record_graph(fn: Callable[[], Any], device: torch.device, warmup: int = 3) -> tuple[Any, Any]:
+    """Run ``fn`` ``warmup`` times on a side stream, then record one call into a ``torch.cuda.CUDAGraph``; returns
+    (graph, the recorded call's outputs, which every replay overwrites). ``fn`` reads and writes only tensors
+    that outlive the graph (static inputs, its own outputs)."""
+    side = torch.cuda.Stream(device=device)
+    side.wait_stream(torch.cuda.current_stream(device))
+    with torch.cuda.stream(side):
+        for _ in range(max(1, warmup)):
+            fn()
+    torch.cuda.current_stream(device).wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        out = fn()
+    return graph, out
 
 
 class _Graph:
@@ -142,8 +158,10 @@ class Animator:
         weights = torch.softmax(logits, dim=-1)
         return (weights[..., None] * codes).sum(1)
 
-    def _animate_eager(self, pose: Tensor, expression: Tensor | None, audio: Tensor | None,
-                       transl: Tensor) -> GaussianBatch:
+    def animate_eager(self, pose: Tensor, expression: Tensor | None, audio: Tensor | None,
+                      transl: Tensor) -> GaussianBatch:
+        """:meth:`animate` without a recorded graph and without the input checks (every input given; what a
+        recording records)."""
         delta = None
         if self.saam is not None and audio is not None:
             a = self._audio_codes(audio)  # [B, D]
@@ -153,7 +171,8 @@ class Animator:
         return GaussianBatch(means=means, quats=quats, scales=scales, opacities=self.opacities, colors=self.colors,
                              sh_degree=self.sh_degree)
 
-    def _check(self, pose: Tensor, expression: Tensor | None, audio: Tensor | None, transl: Tensor) -> None:
+    def check_inputs(self, pose: Tensor, expression: Tensor | None, audio: Tensor | None, transl: Tensor) -> None:
+        """ValueError naming the input whose shape does not fit B frames of this avatar."""
         B = pose.shape[0]
         if pose.dim() != 3 or pose.shape[1:] != (self.num_joints, 3):
             raise ValueError(f"Animator: pose must be [B, {self.num_joints}, 3], got {tuple(pose.shape)}")
@@ -172,11 +191,11 @@ class Animator:
         matches the batch and the inputs given (its outputs are overwritten by the next replay)."""
         if transl is None:
             transl = torch.zeros(pose.shape[0], 3, dtype=pose.dtype, device=pose.device)
-        self._check(pose, expression, audio, transl)
+        self.check_inputs(pose, expression, audio, transl)
         g = self._graphs.get(pose.shape[0])
-        if g is not None and self._fits(g, expression, audio):
+        if g is not None and self.fits(g.inputs, expression, audio):
             return self._replay(g, pose, expression, audio, transl)
-        return self._animate_eager(pose, expression, audio, transl)
+        return self.animate_eager(pose, expression, audio, transl)
 
     def __call__(self, pose: Tensor, expression: Tensor | None = None, audio_window: Tensor | None = None,
                  transl: Tensor | None = None) -> GaussianSet:
@@ -188,18 +207,19 @@ class Animator:
         return out.frame(0)
 
     # -- CUDA graphs -------------------------------------------------------------------------------
-    def _fits(self, g: _Graph, expression: Tensor | None, audio: Tensor | None) -> bool:
-        """Whether a call with these inputs is what graph ``g`` recorded (same inputs present, same shapes)."""
-        if (g.inputs["expression"] is not None) != (expression is not None and self.uses_expression):
+    def fits(self, ins: dict[str, Tensor | None], expression: Tensor | None, audio: Tensor | None) -> bool:
+        """Whether a call with these inputs is what a recording with static inputs ``ins`` took (the same inputs
+        present, the same audio shape)."""
+        if (ins["expression"] is not None) != (expression is not None and self.uses_expression):
             return False
-        ga = g.inputs["audio"]
+        ga = ins["audio"]
         if (ga is not None) != (audio is not None and self.uses_audio):
             return False
         return ga is None or tuple(ga.shape) == tuple(audio.shape)  # type: ignore[union-attr]
 
-    def _replay(self, g: _Graph, pose: Tensor, expression: Tensor | None, audio: Tensor | None,
-                transl: Tensor) -> GaussianBatch:
-        ins = g.inputs
+    def load_inputs(self, ins: dict[str, Tensor | None], pose: Tensor, expression: Tensor | None,
+                    audio: Tensor | None, transl: Tensor) -> None:
+        """Copy a call's inputs into a recording's static inputs ``ins`` (:meth:`static_inputs`)."""
         ins["pose"].copy_(pose)  # type: ignore[union-attr]
         ins["transl"].copy_(transl)  # type: ignore[union-attr]
         e = ins["expression"]
@@ -209,19 +229,16 @@ class Animator:
             e[:, :k].copy_(expression[:, :k])
         if ins["audio"] is not None and audio is not None:
             ins["audio"].copy_(audio)
+
+    def _replay(self, g: _Graph, pose: Tensor, expression: Tensor | None, audio: Tensor | None,
+                transl: Tensor) -> GaussianBatch:
+        self.load_inputs(g.inputs, pose, expression, audio, transl)
         g.graph.replay()
         return g.output
 
-    @torch.no_grad()
-    def capture(self, batch: int = 1, audio_shape: tuple[int, int, int] = (8, 16, 0), warmup: int = 3) -> bool:
-        """Record the whole animation of ``batch`` frames into a ``torch.cuda.CUDAGraph``.
-
-        The graph takes expressions if the avatar uses them and audio windows of ``audio_shape`` (W, T, C;
-        C = 0: the SAAM encoder's channels) if it uses SAAM; later calls with the same batch and the same
-        inputs present replay it. On a device other than CUDA nothing happens and False is returned.
-        """
-        if self.device.type != "cuda":
-            return False
+    def static_inputs(self, batch: int, audio_shape: tuple[int, int, int] = (8, 16, 0)) -> dict[str, Tensor | None]:
+        """Zero tensors for a recording of ``batch`` frames: pose, transl, and expression and audio (windows of
+        ``audio_shape`` W, T, C; C = 0: the SAAM encoder's channels) where the avatar uses them, else None."""
         if batch < 1:
             raise ValueError(f"Animator.capture: batch must be >= 1, got {batch}")
         dev = self.device
@@ -234,16 +251,21 @@ class Animator:
         if self.uses_audio:
             W, T, C = audio_shape
             ins["audio"] = torch.zeros(batch, W, T, C or self.audio_encoder.in_channels, device=dev)
-        args = (ins["pose"], ins["expression"], ins["audio"], ins["transl"])
-        side = torch.cuda.Stream(device=dev)
-        side.wait_stream(torch.cuda.current_stream(dev))
-        with torch.cuda.stream(side):
-            for _ in range(max(1, warmup)):
-                self._animate_eager(*args)
-        torch.cuda.current_stream(dev).wait_stream(side)
-        graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
-            out = self._animate_eager(*args)
+        return ins
+
+    @torch.no_grad()
+    def capture(self, batch: int = 1, audio_shape: tuple[int, int, int] = (8, 16, 0), warmup: int = 3) -> bool:
+        """Record the whole animation of ``batch`` frames into a ``torch.cuda.CUDAGraph``.
+
+        The graph takes expressions if the avatar uses them and audio windows of ``audio_shape`` (W, T, C;
+        C = 0: the SAAM encoder's channels) if it uses SAAM; later calls with the same batch and the same
+        inputs present replay it. On a device other than CUDA nothing happens and False is returned.
+        """
+        if self.device.type != "cuda":
+            return False
+        ins = self.static_inputs(batch, audio_shape)
+        graph, out = record_graph(lambda: self.animate_eager(ins["pose"], ins["expression"], ins["audio"],  # type: ignore[arg-type]
+                                                              ins["transl"]), self.device, warmup)  # type: ignore[arg-type]
         self._graphs[batch] = _Graph(graph, ins, out)
         return True
 
@@ -253,4 +275,4 @@ class Animator:
         return sorted(self._graphs)
 
 
-__all__ = ["Animator", "model_fingerprint"]
+__all__ = ["Animator", "model_fingerprint", "record_graph"]

@@ -12,7 +12,10 @@ Parts of one frame (the order of :meth:`thgs.avatar.model.THGSAvatar.forward_ful
 - ``animation_fast``: the same Gaussians from :class:`thgs.avatar.inference.Animator` (frame-independent
   work precomputed, kinematics by depth level, fused grid skinning), run eagerly;
 - ``animation_graph`` (CUDA only): the Animator replaying its recorded CUDA graph (input copies included);
-- ``frame_fast``: the Animator (graph on CUDA, else eager) + rasterization.
+- ``frame_fast``: the Animator (graph on CUDA, else eager) + rasterization;
+- ``frame_recorded`` (CUDA with gsplat): :class:`thgs.animate.recorded.RecordedFrames`, the animation and
+  gsplat's projection replayed as one CUDA graph, then the tile sort and the rasterization (colour only, 3DGS;
+  2DGS surfels drawn flat); ``batched``'s ``recorded_*`` figures the same for B frames.
 
 Each part is timed on its own (warm-up, many repeats, median), so the parts do not add up exactly to
 the whole. ``batched`` poses B frames per call: SAAM runs frame by frame (its
@@ -200,6 +203,12 @@ def render_speed(model: THGSAvatar, opts: SpeedOptions, device: str) -> dict[str
         if opts.mode == "2dgs":
             parts["frame_surfels_3dgs"] = t(lambda: render(anim.animate(*one).frame(0), cam, bg, mode="2dgs",
                                                            backend=opts.backend, outputs="rgb", surfels_as_3dgs=True))
+        # animation + projection recorded as one graph, then gsplat's tile sort and rasterization (CUDA + gsplat)
+        from thgs.animate.recorded import RecordedFrames
+
+        rec1 = RecordedFrames(anim, cam, bg, batch=1, mode=opts.mode, backend=opts.backend)
+        if rec1.record(audio_shape=_audio_shape(frames[0])):
+            parts["frame_recorded"] = t(lambda: rec1(*one))
         floor_gsplat = gsplat_floor(gs, cam, bg, max(1, opts.batch), t)
         result: dict[str, Any] = {"parts": {k: v.as_dict() for k, v in parts.items()}}
         if floor_gsplat:
@@ -249,6 +258,9 @@ def render_speed(model: THGSAvatar, opts: SpeedOptions, device: str) -> dict[str
                                  "fast_animation_ms": fa.median / B, "fast_call_ms": fb.median, "fast_graph": graph,
                                  **_per_frame("fast_rgb", fr, B), **_per_frame("one_call", oc, B),
                                  **_per_frame("one_call_rgb", ocr, B)}
+            recB = RecordedFrames(anim, cam, bg, batch=B, mode=opts.mode, backend=opts.backend)
+            if recB.record(audio_shape=_audio_shape(frames[0])):
+                result["batched"].update(_per_frame("recorded", t(lambda: recB(*many)), B))
             if opts.mode == "2dgs":  # true 2DGS, colour only, one call
                 ocn = t(lambda: render_batch(anim.animate(*many), cam, bg, mode="2dgs", backend=opts.backend,
                                              outputs="rgb"))
@@ -357,6 +369,10 @@ def floor_ratios(result: dict[str, Any], mode: str) -> dict[str, float]:
             out["batched_over_gsplat"] = b["one_call_rgb_frame_ms"] / fl["3dgs_rgb_batched"]
         if "fast_rgb_frame_ms" in b:
             out["batched_loop_over_gsplat"] = b["fast_rgb_frame_ms"] / fl["3dgs_rgb_batched"]
+    if fl.get("3dgs_rgb") and "frame_recorded" in parts:
+        out["frame_recorded_over_gsplat"] = parts["frame_recorded"]["ms"] / fl["3dgs_rgb"]
+    if fl.get("3dgs_rgb_batched") and "recorded_frame_ms" in b:
+        out["batched_recorded_over_gsplat"] = b["recorded_frame_ms"] / fl["3dgs_rgb_batched"]
     if fl.get("2dgs_rgb_batched") and "one_call_2dgs_rgb_frame_ms" in b:
         out["batched_2dgs_over_gsplat"] = b["one_call_2dgs_rgb_frame_ms"] / fl["2dgs_rgb_batched"]
     return out

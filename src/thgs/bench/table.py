@@ -16,7 +16,8 @@ PART_LABELS = (("frame", "whole frame (animation + rasterization)"), ("animation
                ("animation_graph", "animation, fast path (Animator, CUDA graph)"),
                ("rasterization_rgb", "rasterization only, colour only (thgs wrapper)"),
                ("frame_rgb", "whole frame, fast path, colour only"),
-               ("frame_surfels_3dgs", "whole frame, fast path, colour only, surfels as 3DGS"))
+               ("frame_surfels_3dgs", "whole frame, fast path, colour only, surfels as 3DGS"),
+               ("frame_recorded", "whole frame, animation + projection as one CUDA graph, then gsplat's draw"))
 FLOOR_LABELS = (("3dgs_rgb", "bare gsplat: 3DGS RGB"), ("3dgs_surfels_rgb", "bare gsplat: 3DGS RGB, flat surfels"),
                 ("2dgs_rgb", "bare gsplat: 2DGS RGB"), ("2dgs_rgb_ed", "bare gsplat: 2DGS RGB+ED"))
 
@@ -50,7 +51,8 @@ def render_table(r: dict[str, Any]) -> str:
         surf = ", surfels as 3DGS" if r["mode"] == "2dgs" else ""
         for key, label in (("one_call", "whole frame, one render_batch call"),
                            ("one_call_rgb", f"whole frame, one render_batch call, colour only{surf}"),
-                           ("one_call_2dgs_rgb", "whole frame, one render_batch call, colour only, 2DGS")):
+                           ("one_call_2dgs_rgb", "whole frame, one render_batch call, colour only, 2DGS"),
+                           ("recorded", "whole frame, animation + projection as one CUDA graph, then gsplat's draw")):
             if f"{key}_frame_ms" in b:
                 lines.append(f"| batch of {b['batch']}: {label}, per frame | {fmt_number(b[key + '_frame_ms'], 3)} | "
                              f"{fmt_number(b[key + '_fps'], 1)} |")
@@ -75,6 +77,10 @@ def render_table(r: dict[str, Any]) -> str:
                        ("batched_over_gsplat", "batched whole frame, one render_batch call, colour only / bare gsplat "
                         "batched 3DGS RGB, per frame"),
                        ("batched_loop_over_gsplat", "batched whole frame, one render per frame, colour only / bare "
+                        "gsplat batched 3DGS RGB, per frame"),
+                       ("frame_recorded_over_gsplat", "whole frame, recorded animation + projection / bare gsplat "
+                        "3DGS RGB"),
+                       ("batched_recorded_over_gsplat", "batched whole frame, recorded animation + projection / bare "
                         "gsplat batched 3DGS RGB, per frame"),
                        ("batched_2dgs_over_gsplat", "batched whole frame, one render_batch call, 2DGS colour only / "
                         "bare gsplat batched 2DGS RGB, per frame")):
