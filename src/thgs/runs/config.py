@@ -193,8 +193,9 @@ def _fast() -> TrainConfig:
 
 def _cpu() -> TrainConfig:
     # What the CPU demo uses: the fast stages shortened to what two cores do in a few minutes, trained at
-    # the subject's own (small) resolution with RGB colours. The skinning residual (a dense [J, R, R, R]
-    # grid whose Adam update dominates a CPU step) starts late, on a 32^3 grid, without the TV term; the
+    # the subject's own (small) resolution with RGB colours. The skinning residual (chosen when it was a dense
+    # [J, R, R, R] grid whose Adam update dominated a CPU step; sparse since, skin_band) starts late, on a 32^3
+    # grid, without the TV term; the
     # fused grid look-up makes a CPU step 1.36x faster (docs/benchmarks.md).
     return replace_flat(
         _fast(), preset="cpu", steps=600, sh_degree=0, grid_resolution=32, skinning_tv_weight=0.0,
