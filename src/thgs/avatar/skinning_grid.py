@@ -61,7 +61,8 @@ def interpolate_vertex_weights(points: np.ndarray, vertices: np.ndarray, weights
 def active_cells(vertices: np.ndarray, lo: np.ndarray, hi: np.ndarray, resolution: int, band: int) -> np.ndarray:
     """The active set of a sparse residual: [M] sorted flat (z, y, x) indices of the grid points that are a
     corner of a grid cell holding one of ``vertices`` [V, 3], dilated by ``band`` grid points along each axis
-    (a cube of side 2 * band + 1 around each). Deterministic in its inputs."""
+    (a box of 2 * (band + 1) grid points per axis around each vertex, cut at the grid's border). Deterministic
+    in its inputs."""
     if band < 0:
         raise ValueError(f"active_cells: band must be non-negative, got {band}")
     R = int(resolution)
