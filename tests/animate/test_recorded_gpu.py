@@ -53,3 +53,26 @@ def test_recorded_frames_equal_render_batch(toy_run, batch):
                         backend="gsplat", outputs="rgb", surfels_as_3dgs=s.mode == "2dgs")
     assert torch.allclose(got.rgb, want.rgb, atol=1e-5)
     assert not torch.allclose(got.rgb, eager_rgb[:batch], atol=1e-3)  # the view did move
+
+
+def test_recorded_frames_with_the_posing_compiled(toy_run):
+    from thgs.animate.recorded import RecordedFrames
+    from thgs.animate.render import drive_animator
+    from thgs.render.base import render_batch
+    from thgs.viewer.session import open_session
+
+    s = open_session(toy_run, device="cuda")
+    anim = drive_animator(s.model, s.drive)
+    cams = [s.drive.camera(t) for t in range(2)]
+    frames = RecordedFrames(anim, cams, s.background, batch=2, mode=s.mode, backend="gsplat")
+    audio_shape = tuple(s.drive.audio.shape[1:]) if s.drive.audio is not None else (8, 16, 0)
+    assert frames.record(audio_shape=audio_shape, compile=True)
+    got = frames(*_inputs(s.drive, 1, 3))
+    want = render_batch(anim.animate(*_inputs(s.drive, 1, 3)), cams, s.background, mode=s.mode, backend="gsplat",
+                        outputs="rgb", surfels_as_3dgs=s.mode == "2dgs")
+    diff = (got.rgb - want.rgb).abs()
+    assert float(diff.max()) < 2e-3 and float(diff.mean()) < 1e-5  # the fused kernels round differently
+    # the compiled posing itself against the eager one
+    ins = _inputs(s.drive, 1, 3)
+    a, b = anim.posing_function(compile=True)(*ins), anim.animate_eager(*ins)
+    assert torch.allclose(a.means, b.means, atol=1e-5) and torch.allclose(a.scales, b.scales, atol=1e-6)

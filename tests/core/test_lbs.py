@@ -97,3 +97,30 @@ def test_kinematic_levels_and_level_forward_kinematics_match_the_joint_loop():
     assert [t.tolist() for t in lbs.kinematic_levels(parents)] == [[1], [2]]
     with pytest.raises(ValueError, match="parents"):
         lbs.kinematic_levels(torch.tensor([-1, 2, 0]))
+
+
+def test_pointer_jumping_forward_kinematics_matches_the_joint_loop():
+    from thgs.body import toy
+
+    body = toy.load()
+    jumps = lbs.ancestor_jumps(body.parents)
+    depth = len(lbs.kinematic_levels(body.parents))
+    assert len(jumps) == math.ceil(math.log2(depth + 1))  # doubling spans: log of the depth
+    J = body.num_joints
+    assert jumps[0].tolist() == [J] + body.parents.tolist()[1:]  # first table: the parents (root: past it)
+    g = torch.Generator().manual_seed(1)
+    rot = axis_angle_to_matrix(0.5 * torch.randn(2, J, 3, generator=g))
+    rest = body.rest_joints(torch.randn(2, body.num_betas, generator=g))
+    want = lbs.forward_kinematics(rot, rest, body.parents)
+    got = lbs.forward_kinematics_jumps(rot, rest, body.parents, jumps)
+    for name in ("global_transforms", "skinning_transforms", "posed_joints"):
+        torch.testing.assert_close(getattr(got, name), getattr(want, name), atol=1e-6, rtol=1e-6)
+    # a chain of 5 joints: ancestors 1, 2, 4 generations up, then done
+    parents, _ = chain(5)
+    assert [t.tolist() for t in lbs.ancestor_jumps(parents)] == [[5, 0, 1, 2, 3], [5, 5, 0, 1, 2], [5, 5, 5, 5, 0]]
+    assert lbs.ancestor_jumps(torch.tensor([-1])) == []  # a lone root needs no product
+    one = lbs.forward_kinematics_jumps(rot[:, :1], rest[:, :1], torch.tensor([-1]), [])
+    torch.testing.assert_close(one.global_transforms, lbs.forward_kinematics(rot[:, :1], rest[:, :1],
+                                                                            torch.tensor([-1])).global_transforms)
+    with pytest.raises(ValueError, match="parents"):
+        lbs.ancestor_jumps(torch.tensor([-1, 2, 0]))

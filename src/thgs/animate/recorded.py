@@ -95,18 +95,19 @@ class RecordedFrames:
             gsplat_backend.is_available()
 
     @torch.no_grad()
-    def record(self, audio_shape: tuple[int, int, int] = (8, 16, 0), warmup: int = 3) -> bool:
+    def record(self, audio_shape: tuple[int, int, int] = (8, 16, 0), warmup: int = 3, compile: bool = False) -> bool:
         """Record the animation and the projection of B frames as one CUDA graph (audio windows of
-        ``audio_shape`` W, T, C when the avatar uses SAAM; C = 0: the encoder's channels). Returns False, and
-        calls keep the unrecorded path, where gsplat cannot run (no CUDA GPU, not installed)."""
+        ``audio_shape`` W, T, C when the avatar uses SAAM; C = 0: the encoder's channels; ``compile``: the
+        compiled posing, :meth:`Animator.posing_function`). Returns False, and calls keep the unrecorded path,
+        where gsplat cannot run (no CUDA GPU, not installed)."""
         if not self._staged():
             return False
         a = self.animator
         ins = a.static_inputs(self.batch, audio_shape)
+        pose = a.posing_function(compile)
 
         def step() -> staged.Projection:
-            return self._project(a.animate_eager(ins["pose"], ins["expression"], ins["audio"],  # type: ignore[arg-type]
-                                                  ins["transl"]))  # type: ignore[arg-type]
+            return self._project(pose(ins["pose"], ins["expression"], ins["audio"], ins["transl"]))
 
         self._graph, self._projection = record_graph(step, a.device, warmup)
         self._inputs = ins

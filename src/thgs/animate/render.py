@@ -77,7 +77,9 @@ def render_frames(model: THGSAvatar, drive: Drive, background: Tensor, mode: str
                   batch: int = BATCH) -> Iterator[np.ndarray]:
     """Yield uint8 [H, W, 3] frames of the whole drive in order, rendered ``batch`` at a time
     (:func:`render_frame_batch`; on CUDA the Animator replays a graph of that many frames, the last, shorter
-    batch runs eagerly); ``progress(t)`` is called for each frame as it is yielded."""
+    batch runs eagerly; where the 3DGS rasterizer draws them, ``surfels_as_3dgs`` or a 3dgs avatar, the full
+    batches come from :class:`~thgs.animate.recorded.RecordedFrames`, the animation and projection recorded
+    as one graph); ``progress(t)`` is called for each frame as it is yielded."""
     if batch < 1:
         raise ValueError(f"render_frames: batch must be >= 1, got {batch}")
     T = len(drive)
@@ -88,14 +90,38 @@ def render_frames(model: THGSAvatar, drive: Drive, background: Tensor, mode: str
     dev = next(model.state.parameters()).device
     drive = replace(drive, cameras=[c.to(dev) for c in drive.cameras])  # moved once, not once per batch
     background = background.to(dev)
+    recorded = _recorded_frames(animator, drive, background, B, mode, backend, surfels_as_3dgs)
     for start in range(0, T, B):
         stop = min(start + B, T)
-        images = to_uint8(render_frame_batch(model, drive, start, stop, background, mode, backend, animator=animator,
-                                             surfels_as_3dgs=surfels_as_3dgs))
+        if recorded is not None and stop - start == B:
+            sl = slice(start, stop)
+            if len(drive.cameras) > 1:
+                recorded.set_cameras([drive.camera(t) for t in range(start, stop)])
+            audio = drive.audio[sl].to(dev) if drive.audio is not None else None
+            rgb = recorded(drive.pose[sl].to(dev), drive.expression[sl].to(dev), audio, drive.transl[sl].to(dev)).rgb
+            images = to_uint8(rgb.clamp(0, 1))
+        else:
+            images = to_uint8(render_frame_batch(model, drive, start, stop, background, mode, backend,
+                                                 animator=animator, surfels_as_3dgs=surfels_as_3dgs))
         for k in range(stop - start):
             if progress is not None:
                 progress(start + k)
             yield images[k]
+
+
+def _recorded_frames(animator: Animator, drive: Drive, background: Tensor, batch: int, mode: str, backend: str,
+                     surfels_as_3dgs: bool):
+    """Where the frames are drawn by the 3DGS rasterizer (a 3dgs avatar, or 2DGS surfels drawn flat) on CUDA with
+    gsplat: a recorded :class:`~thgs.animate.recorded.RecordedFrames` of ``batch`` frames (animation and projection
+    in one CUDA graph); else None."""
+    from thgs.animate.recorded import RecordedFrames
+
+    if not (mode == "3dgs" or surfels_as_3dgs):
+        return None
+    cams = [drive.camera(t) for t in range(batch)] if len(drive.cameras) > 1 else drive.cameras[0]
+    frames = RecordedFrames(animator, cams, background, batch=batch, mode=mode, backend=backend)
+    audio_shape = tuple(drive.audio.shape[1:]) if drive.audio is not None else (8, 16, 0)
+    return frames if frames.record(audio_shape=audio_shape) else None  # type: ignore[arg-type]
 
 
 def to_uint8(img: Tensor) -> np.ndarray:

@@ -9,7 +9,7 @@ that can be recorded in a CUDA graph.
 - the posing constants (:meth:`THGSAvatar.pose_constants`, built once without gradients): the normalised
   quaternions and activated scales of all Gaussians (SAAM only replaces the mouth rows), the mouth
   Gaussians' indices with their raw quaternions and log-scales, the shape offsets of the given betas, the
-  rest joints, the kinematic levels (see :func:`thgs.core.lbs.forward_kinematics_levels`), the expression
+  rest joints, the ancestor tables (see :func:`thgs.core.lbs.forward_kinematics_jumps`), the expression
   basis in use (``E_hat`` with LEB, else the body's) and, for grid skinning, the clamped grid, always
   sampled once per point with the transforms blended into it (see
   :func:`thgs.avatar.skinning_grid.blend_grid_transforms`);
@@ -18,7 +18,7 @@ that can be recorded in a CUDA graph.
   ``ReLU(f W_k) W_v`` (Eq. 11) and the feature half of the decoder's first layer.
 
 Per frame: Rodrigues, SAAM's audio encoder and decoder on the mouth rows, then ``pose_batch``: the
-expression and pose-corrective offsets, forward kinematics by depth level, one 13-channel grid look-up, and
+expression and pose-corrective offsets, forward kinematics by pointer jumping, one 13-channel grid look-up, and
 the rotation chain (6D Gram-Schmidt of the blended 3x3 block, quaternion, product with the normalised
 Gaussian quaternion).
 
@@ -253,19 +253,33 @@ class Animator:
             ins["audio"] = torch.zeros(batch, W, T, C or self.audio_encoder.in_channels, device=dev)
         return ins
 
+    def posing_function(self, compile: bool = False) -> Callable[..., GaussianBatch]:
+        """:meth:`animate_eager`, or with ``compile`` its ``torch.compile`` (whole graph, static shapes; built once
+        and kept, each new input shape compiles again): the element-wise chains (rotations, quaternions,
+        SAAM's decoder) fused into few kernels, which a recorded graph then replays. Compiling takes tens of
+        seconds."""
+        if not compile:
+            return self.animate_eager
+        if self.__dict__.get("_compiled") is None:
+            self._compiled = torch.compile(self.animate_eager, fullgraph=True, dynamic=False)
+        return self._compiled
+
     @torch.no_grad()
-    def capture(self, batch: int = 1, audio_shape: tuple[int, int, int] = (8, 16, 0), warmup: int = 3) -> bool:
+    def capture(self, batch: int = 1, audio_shape: tuple[int, int, int] = (8, 16, 0), warmup: int = 3,
+                compile: bool = False) -> bool:
         """Record the whole animation of ``batch`` frames into a ``torch.cuda.CUDAGraph``.
 
         The graph takes expressions if the avatar uses them and audio windows of ``audio_shape`` (W, T, C;
         C = 0: the SAAM encoder's channels) if it uses SAAM; later calls with the same batch and the same
-        inputs present replay it. On a device other than CUDA nothing happens and False is returned.
+        inputs present replay it. ``compile`` records the compiled posing (:meth:`posing_function`). On a device
+        other than CUDA nothing happens and False is returned.
         """
         if self.device.type != "cuda":
             return False
         ins = self.static_inputs(batch, audio_shape)
-        graph, out = record_graph(lambda: self.animate_eager(ins["pose"], ins["expression"], ins["audio"],  # type: ignore[arg-type]
-                                                              ins["transl"]), self.device, warmup)  # type: ignore[arg-type]
+        fn = self.posing_function(compile)
+        graph, out = record_graph(lambda: fn(ins["pose"], ins["expression"], ins["audio"], ins["transl"]),
+                                  self.device, warmup)
         self._graphs[batch] = _Graph(graph, ins, out)
         return True
 

@@ -252,14 +252,14 @@ class THGSAvatar(nn.Module):
             rest_joints=body.rest_joints(betas.reshape(1, -1) if betas is not None else None),
             joint_expr_basis=(body.joint_exprdirs if (expr_basis is not None and body.joints_follow_expression)
                               else None),
-            parents=body.parents, levels=self._kinematic_levels(), lbs_weights=body.lbs_weights, **grid)
+            parents=body.parents, jumps=self._ancestor_jumps(), lbs_weights=body.lbs_weights, **grid)
 
-    def _kinematic_levels(self) -> list[Tensor]:
-        """:func:`lbs.kinematic_levels` of the body, computed once per device."""
+    def _ancestor_jumps(self) -> list[Tensor]:
+        """:func:`lbs.ancestor_jumps` of the body, computed once per device."""
         dev = self.body.parents.device
-        cache = self.__dict__.setdefault("_levels_cache", {})
+        cache = self.__dict__.setdefault("_jumps_cache", {})
         if dev not in cache:
-            cache[dev] = lbs.kinematic_levels(self.body.parents)
+            cache[dev] = lbs.ancestor_jumps(self.body.parents)
         return cache[dev]
 
     def effective_inputs(self, frame: FrameInputs) -> tuple[Tensor, Tensor | None]:

@@ -37,7 +37,7 @@ class PoseConstants:
     effect); posedirs [P, 3V] the pose-corrective basis or None; quats [N, 4] (unit) and scales [N, 3]
     (activated) the Gaussians' own; mouth [M] the rows SAAM moves, with their raw quaternions mouth_quats
     [M, 4] and log-scales mouth_log_scales [M, 3] (SAAM's deltas are added to those); rest_joints [1, J, 3]; joint_expr_basis [J, 3, E] for a
-    body whose joints follow the expression, else None; parents [J] and levels the kinematic tree by depth;
+    body whose joints follow the expression, else None; parents [J] the kinematic tree and jumps its ancestor tables (:func:`thgs.core.lbs.ancestor_jumps`);
     skinning: ``grid`` [J, R, R, R] with its box (``grid_lo``, ``grid_hi``) and ``grid_eps`` (Eq. 18), the
     transforms blended into the grid before one look-up when ``fused``, else the weights looked up and the
     transforms blended per point; with a sparse residual (:class:`thgs.avatar.skinning_grid.SkinningGrid` with
@@ -59,7 +59,7 @@ class PoseConstants:
     rest_joints: Tensor
     joint_expr_basis: Tensor | None
     parents: Tensor
-    levels: list[Tensor]
+    jumps: list[Tensor]
     grid: Tensor | None = None
     grid_lo: Tensor | None = None
     grid_hi: Tensor | None = None
@@ -98,7 +98,7 @@ def skin_points(k: PoseConstants, mu_e: Tensor, quats: Tensor, rot: Tensor, expr
     if expression is not None and k.joint_expr_basis is not None:
         n = min(expression.shape[-1], k.joint_expr_basis.shape[-1])
         joints = joints + torch.einsum("bk,jck->bjc", expression[:, :n], k.joint_expr_basis[..., :n])
-    T = lbs.forward_kinematics_levels(rot, joints, k.parents, k.levels).skinning_transforms  # [B, J, 4, 4]
+    T = lbs.forward_kinematics_jumps(rot, joints, k.parents, k.jumps).skinning_transforms  # [B, J, 4, 4]
     if k.grid is not None and k.fused:
         M = blend_grid_transforms(k.grid, k.grid_lo, k.grid_hi, k.grid_eps, mu_e, T, k.grid_residual,
                                   k.grid_slots)  # [B, N, 3, 4]

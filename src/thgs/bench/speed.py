@@ -15,7 +15,9 @@ Parts of one frame (the order of :meth:`thgs.avatar.model.THGSAvatar.forward_ful
 - ``frame_fast``: the Animator (graph on CUDA, else eager) + rasterization;
 - ``frame_recorded`` (CUDA with gsplat): :class:`thgs.animate.recorded.RecordedFrames`, the animation and
   gsplat's projection replayed as one CUDA graph, then the tile sort and the rasterization (colour only, 3DGS;
-  2DGS surfels drawn flat); ``batched``'s ``recorded_*`` figures the same for B frames.
+  2DGS surfels drawn flat); ``batched``'s ``recorded_*`` figures the same for B frames;
+- with ``compile_animation``: ``animation_compiled_graph`` and ``frame_recorded_compiled`` (and ``batched``'s
+  ``recorded_compiled_*``), the same with the posing compiled (``Animator.posing_function(compile=True)``).
 
 Each part is timed on its own (warm-up, many repeats, median), so the parts do not add up exactly to
 the whole. ``batched`` poses B frames per call: SAAM runs frame by frame (its
@@ -45,7 +47,8 @@ from thgs.render.base import Camera, GaussianSet, render, render_batch
 @dataclass
 class SpeedOptions:
     """width/height: image size; warmup/repeats: per timed part; batch: frames per batched call (0: skip);
-    mode/backend: rasterization."""
+    mode/backend: rasterization; compile_animation: also time the recorded paths with the posing compiled
+    (``torch.compile``, CUDA only; tens of seconds per batch size)."""
 
     width: int = 1280
     height: int = 720
@@ -54,6 +57,7 @@ class SpeedOptions:
     batch: int = 8
     mode: str = "2dgs"
     backend: str = "auto"
+    compile_animation: bool = False
 
 
 def fresh_avatar(body: Any, num_gaussians: int, *, audio_channels: int = 44, sh_degree: int = 1, seed: int = 0,
@@ -209,8 +213,23 @@ def render_speed(model: THGSAvatar, opts: SpeedOptions, device: str) -> dict[str
         rec1 = RecordedFrames(anim, cam, bg, batch=1, mode=opts.mode, backend=opts.backend)
         if rec1.record(audio_shape=_audio_shape(frames[0])):
             parts["frame_recorded"] = t(lambda: rec1(*one))
+        compiled: RecordedFrames | None = None
+        compile_error = ""
+        if opts.compile_animation and rec1.recorded:
+            try:
+                comp = Animator.from_model(model, betas=f0.betas)
+                comp.capture(batch=1, audio_shape=_audio_shape(frames[0]), compile=True)
+                parts["animation_compiled_graph"] = t(lambda: comp.animate(*one))
+                compiled = RecordedFrames(comp, cam, bg, batch=1, mode=opts.mode, backend=opts.backend)
+                compiled.record(audio_shape=_audio_shape(frames[0]), compile=True)
+                parts["frame_recorded_compiled"] = t(lambda: compiled(*one))  # type: ignore[misc]
+            except Exception as exc:  # noqa: BLE001 - a compiler failure is reported, the other rows stand
+                compiled = None
+                compile_error = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
         floor_gsplat = gsplat_floor(gs, cam, bg, max(1, opts.batch), t)
         result: dict[str, Any] = {"parts": {k: v.as_dict() for k, v in parts.items()}}
+        if opts.compile_animation and compiled is None and rec1.recorded:
+            result["compile_error"] = compile_error
         if floor_gsplat:
             result["gsplat_floor"] = floor_gsplat
         if opts.batch > 1:
@@ -261,6 +280,10 @@ def render_speed(model: THGSAvatar, opts: SpeedOptions, device: str) -> dict[str
             recB = RecordedFrames(anim, cam, bg, batch=B, mode=opts.mode, backend=opts.backend)
             if recB.record(audio_shape=_audio_shape(frames[0])):
                 result["batched"].update(_per_frame("recorded", t(lambda: recB(*many)), B))
+            if compiled is not None:
+                compB = RecordedFrames(compiled.animator, cam, bg, batch=B, mode=opts.mode, backend=opts.backend)
+                compB.record(audio_shape=_audio_shape(frames[0]), compile=True)
+                result["batched"].update(_per_frame("recorded_compiled", t(lambda: compB(*many)), B))
             if opts.mode == "2dgs":  # true 2DGS, colour only, one call
                 ocn = t(lambda: render_batch(anim.animate(*many), cam, bg, mode="2dgs", backend=opts.backend,
                                              outputs="rgb"))
@@ -371,6 +394,10 @@ def floor_ratios(result: dict[str, Any], mode: str) -> dict[str, float]:
             out["batched_loop_over_gsplat"] = b["fast_rgb_frame_ms"] / fl["3dgs_rgb_batched"]
     if fl.get("3dgs_rgb") and "frame_recorded" in parts:
         out["frame_recorded_over_gsplat"] = parts["frame_recorded"]["ms"] / fl["3dgs_rgb"]
+    if fl.get("3dgs_rgb") and "frame_recorded_compiled" in parts:
+        out["frame_recorded_compiled_over_gsplat"] = parts["frame_recorded_compiled"]["ms"] / fl["3dgs_rgb"]
+    if fl.get("3dgs_rgb_batched") and "recorded_compiled_frame_ms" in b:
+        out["batched_recorded_compiled_over_gsplat"] = b["recorded_compiled_frame_ms"] / fl["3dgs_rgb_batched"]
     if fl.get("3dgs_rgb_batched") and "recorded_frame_ms" in b:
         out["batched_recorded_over_gsplat"] = b["recorded_frame_ms"] / fl["3dgs_rgb_batched"]
     if fl.get("2dgs_rgb_batched") and "one_call_2dgs_rgb_frame_ms" in b:

@@ -17,7 +17,10 @@ PART_LABELS = (("frame", "whole frame (animation + rasterization)"), ("animation
                ("rasterization_rgb", "rasterization only, colour only (thgs wrapper)"),
                ("frame_rgb", "whole frame, fast path, colour only"),
                ("frame_surfels_3dgs", "whole frame, fast path, colour only, surfels as 3DGS"),
-               ("frame_recorded", "whole frame, animation + projection as one CUDA graph, then gsplat's draw"))
+               ("frame_recorded", "whole frame, animation + projection as one CUDA graph, then gsplat's draw"),
+               ("animation_compiled_graph", "animation, fast path, compiled (CUDA graph)"),
+               ("frame_recorded_compiled", "whole frame, compiled animation + projection as one CUDA graph, then "
+                "gsplat's draw"))
 FLOOR_LABELS = (("3dgs_rgb", "bare gsplat: 3DGS RGB"), ("3dgs_surfels_rgb", "bare gsplat: 3DGS RGB, flat surfels"),
                 ("2dgs_rgb", "bare gsplat: 2DGS RGB"), ("2dgs_rgb_ed", "bare gsplat: 2DGS RGB+ED"))
 
@@ -52,7 +55,9 @@ def render_table(r: dict[str, Any]) -> str:
         for key, label in (("one_call", "whole frame, one render_batch call"),
                            ("one_call_rgb", f"whole frame, one render_batch call, colour only{surf}"),
                            ("one_call_2dgs_rgb", "whole frame, one render_batch call, colour only, 2DGS"),
-                           ("recorded", "whole frame, animation + projection as one CUDA graph, then gsplat's draw")):
+                           ("recorded", "whole frame, animation + projection as one CUDA graph, then gsplat's draw"),
+                           ("recorded_compiled", "whole frame, compiled animation + projection as one CUDA graph, "
+                            "then gsplat's draw")):
             if f"{key}_frame_ms" in b:
                 lines.append(f"| batch of {b['batch']}: {label}, per frame | {fmt_number(b[key + '_frame_ms'], 3)} | "
                              f"{fmt_number(b[key + '_fps'], 1)} |")
@@ -82,10 +87,16 @@ def render_table(r: dict[str, Any]) -> str:
                         "3DGS RGB"),
                        ("batched_recorded_over_gsplat", "batched whole frame, recorded animation + projection / bare "
                         "gsplat batched 3DGS RGB, per frame"),
+                       ("frame_recorded_compiled_over_gsplat", "whole frame, recorded compiled animation + "
+                        "projection / bare gsplat 3DGS RGB"),
+                       ("batched_recorded_compiled_over_gsplat", "batched whole frame, recorded compiled animation "
+                        "+ projection / bare gsplat batched 3DGS RGB, per frame"),
                        ("batched_2dgs_over_gsplat", "batched whole frame, one render_batch call, 2DGS colour only / "
                         "bare gsplat batched 2DGS RGB, per frame")):
         if key in r:
             lines.append(f"{label}: {fmt_number(r[key], 2)}x")
+    if r.get("compile_error"):
+        lines.append(f"compiled animation not measured: {r['compile_error']}")
     if (r.get("gsplat_floor") or {}).get("error"):
         lines.append(f"bare gsplat floor not measured: {r['gsplat_floor']['error']}")
     return "\n".join(lines)

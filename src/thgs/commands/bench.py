@@ -47,6 +47,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                                                               "2dgs for a fresh avatar)")
     parser.add_argument("--backend", default="auto", choices=typing.get_args(Backend),
                         help="rasterizer backend (gsplat needs CUDA)")
+    parser.add_argument("--compile-animation", action="store_true",
+                        help="CUDA: also time the recorded frames with the posing compiled (torch.compile; tens of "
+                             "seconds to compile per batch size)")
     parser.add_argument("--render", action=argparse.BooleanOptionalAction, default=True, help="measure render speed")
     parser.add_argument("--train", action=argparse.BooleanOptionalAction, default=True, help="measure training speed")
     parser.add_argument("--presets", default="", help="comma-separated presets to time (default: per device)")
@@ -154,7 +157,7 @@ def run(args: argparse.Namespace) -> int:
             opts = SpeedOptions(width=int(_setting(args, "width", dev, 0)), height=int(_setting(args, "height", dev, 0)),
                                 warmup=int(_setting(args, "warmup", dev, -1)), repeats=int(_setting(args, "repeats", dev, 0)),
                                 batch=int(_setting(args, "batch", dev, 0)), mode=args.mode or trained_mode,
-                                backend=args.backend)
+                                backend=args.backend, compile_animation=args.compile_animation)
             print(f"bench: render speed on {dev} ({opts.width}x{opts.height}, {model.num_gaussians} Gaussians)",
                   file=sys.stderr)
             try:

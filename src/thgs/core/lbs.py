@@ -117,17 +117,71 @@ def forward_kinematics_levels(rot_mats: Tensor, rest_joints: Tensor, parents: Te
     Returns:
         the same :class:`Kinematics` as :func:`forward_kinematics`.
     """
-    rel = torch.cat([rest_joints[:, :1], rest_joints[:, 1:] - rest_joints.index_select(1, parents[1:])], dim=1)
-    local = make_transform(rot_mats, rel)  # [B, J, 4, 4]
+    local = _local_transforms(rot_mats, rest_joints, parents)
     glob = local.clone()  # the root's global transform is its local one
     for idx in levels:
         par = parents.index_select(0, idx)
         glob = glob.index_copy(1, idx, glob.index_select(1, par) @ local.index_select(1, idx))
+    return _kinematics(glob, rest_joints)
+
+
+def _local_transforms(rot_mats: Tensor, rest_joints: Tensor, parents: Tensor) -> Tensor:
+    """[B, J, 4, 4] each joint's transform relative to its parent: its rotation, and its rest offset from the
+    parent as translation (the root's offset is its location)."""
+    rel = torch.cat([rest_joints[:, :1], rest_joints[:, 1:] - rest_joints.index_select(1, parents[1:])], dim=1)
+    return make_transform(rot_mats, rel)
+
+
+def _kinematics(glob: Tensor, rest_joints: Tensor) -> Kinematics:
+    """:class:`Kinematics` from the global joint transforms [B, J, 4, 4] and the rest joints [B, J, 3]."""
     posed = glob[..., :3, 3]
     offset = (glob[..., :3, :3] @ rest_joints[..., None])[..., 0]
     skin = torch.cat([glob[..., :3, :3], (glob[..., :3, 3] - offset)[..., None]], dim=-1)
     skin = torch.cat([skin, glob[..., 3:, :]], dim=-2)
     return Kinematics(global_transforms=glob, skinning_transforms=skin, posed_joints=posed)
+
+
+def ancestor_jumps(parents: Tensor) -> list[Tensor]:
+    """The ancestor tables of :func:`forward_kinematics_jumps`: table r [J] holds, for each joint, its ancestor
+    2^r generations up, or J (past the root). There are ceil(log2(depth + 1)) tables for a tree of that depth
+    (5 for anny's 16 levels). Computed once per skeleton, on ``parents``' device; ``parents`` as
+    :func:`kinematic_levels` takes them."""
+    par = parents.tolist()
+    for j in range(1, len(par)):
+        if not 0 <= par[j] < j:
+            raise ValueError(f"ancestor_jumps: parents[{j}] = {par[j]} must satisfy 0 <= parents[j] < j")
+    J = len(par)
+    up = [p if p >= 0 else J for p in par]
+    tables = []
+    while any(a != J for a in up):
+        tables.append(torch.tensor(up, dtype=torch.long, device=parents.device))
+        up = [J if a == J else up[a] for a in up]
+    return tables
+
+
+def forward_kinematics_jumps(rot_mats: Tensor, rest_joints: Tensor, parents: Tensor,
+                             jumps: list[Tensor]) -> Kinematics:
+    """:func:`forward_kinematics` by pointer jumping: every joint's chain of local transforms is composed in
+    ceil(log2(depth + 1)) batched products instead of one per depth level.
+
+    Each joint keeps the product ``P_j`` of the local transforms from below its current ancestor ``a_j`` down to
+    itself (at first its own local transform and its parent), so that ``G_j = G_{a_j} P_j``; a round replaces
+    ``P_j`` by ``P_{a_j} P_j`` and ``a_j`` by ``a_{a_j}``, doubling the span; once every ancestor is past the
+    root, ``P_j = G_j``. Nothing is read back to the host, so the call can be recorded in a CUDA graph.
+
+    Args:
+        rot_mats: [B, J, 3, 3] local joint rotations; rest_joints: [B, J, 3]; parents: [J] long, parents[0] = -1;
+        jumps: :func:`ancestor_jumps` of ``parents`` (on the same device).
+    Returns:
+        the same :class:`Kinematics` as :func:`forward_kinematics` (to float rounding: the products associate
+        differently).
+    """
+    P = _local_transforms(rot_mats, rest_joints, parents)
+    if jumps:
+        eye = torch.eye(4, dtype=P.dtype, device=P.device).expand(P.shape[0], 1, 4, 4)
+        for up in jumps:
+            P = torch.cat([P, eye], dim=1).index_select(1, up) @ P
+    return _kinematics(P, rest_joints)
 
 
 def pose_to_kinematics(pose: Tensor, rest_joints: Tensor, parents: Tensor) -> Kinematics:
@@ -167,7 +221,7 @@ def linear_blend_skinning(points: Tensor, weights: Tensor, transforms: Tensor) -
 
 
 __all__ = [
-    "Kinematics", "axis_angle_to_matrix", "blend_shapes", "blend_transforms", "forward_kinematics",
-    "forward_kinematics_levels", "kinematic_levels", "linear_blend_skinning", "make_transform", "pose_feature",
+    "Kinematics", "ancestor_jumps", "axis_angle_to_matrix", "blend_shapes", "blend_transforms", "forward_kinematics",
+    "forward_kinematics_jumps", "forward_kinematics_levels", "kinematic_levels", "linear_blend_skinning", "make_transform", "pose_feature",
     "pose_to_kinematics", "transform_points",
 ]

@@ -198,7 +198,7 @@ class PointModel:
         else:
             self.posedirs = None
         self.parents = body.parents
-        self.levels = lbs.kinematic_levels(body.parents)
+        self.jumps = lbs.ancestor_jumps(body.parents)
 
     def __call__(self, pose: Tensor, betas: Tensor | None, expression: Tensor | None,
                  transl: Tensor) -> tuple[Tensor, Tensor]:
@@ -214,7 +214,7 @@ class PointModel:
         rot = lbs.axis_angle_to_matrix(pose)
         if self.posedirs is not None:
             v = v + (lbs.pose_feature(rot) @ self.posedirs).reshape(B, -1, 3)
-        kin = lbs.forward_kinematics_levels(rot, j.expand(B, -1, -1), self.parents, self.levels)
+        kin = lbs.forward_kinematics_jumps(rot, j.expand(B, -1, -1), self.parents, self.jumps)
         verts, _ = lbs.linear_blend_skinning(v, self.weights, kin.skinning_transforms)
         return kin.posed_joints + transl[:, None], verts + transl[:, None]
 
