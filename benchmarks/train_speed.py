@@ -27,6 +27,11 @@ Per preset it measures, on the same trainer:
   (:class:`thgs.utils.syncs.HostReads`), a count that also works on a CPU;
 - the kernels that take the most GPU time per step (a second table).
 
+``--skin-band`` runs each of those once per width of the skinning residual's band, in the same process
+(``dense`` or ``-1``: the dense residual over the whole grid; ``default``: the preset's own), e.g.
+``--skin-band dense,2`` for dense against the sparse default (``--skin-band=-1,2`` alike); the table gives the
+residual's active grid points.
+
 ``--forward`` runs each preset once per way of running the avatar's forward pass, in the same process:
 ``eager``, ``graphs`` (recorded CUDA graphs, ``cuda_graphs=True``, the default on CUDA) and ``compile``
 (``torch.compile``), so their ratio is measured on the same machine state.
@@ -140,7 +145,7 @@ FORWARDS = {"eager": dict(cuda_graphs=False, compile=False), "graphs": dict(cuda
             "compile": dict(cuda_graphs=False, compile=True)}
 
 
-def bench_preset(name: str, forward: str, subject, args, work: Path) -> dict:
+def bench_preset(name: str, forward: str, subject, args, work: Path, band: int | None = None) -> dict:
     import torch
 
     from thgs.runs.config import preset, replace_flat
@@ -153,8 +158,10 @@ def bench_preset(name: str, forward: str, subject, args, work: Path) -> dict:
                               train_size=args.train_size or preset(name).train_size, **ALL_ON)
     if args.backend:
         cfg = replace_flat(cfg, backend=args.backend)
+    if band is not None:
+        cfg = replace_flat(cfg, skin_band=band)
     cfg = dataclasses.replace(cfg, **FORWARDS[forward])
-    tr = Trainer(cfg, subject, work / f"run_{name}_{forward}")
+    tr = Trainer(cfg, subject, work / f"run_{name}_{forward}_band{cfg.model.skin_band}")
     for _ in range(args.warmup):
         tr.train_step()
     sync(dev)
@@ -163,7 +170,9 @@ def bench_preset(name: str, forward: str, subject, args, work: Path) -> dict:
         tr.train_step()
     sync(dev)
     dt = time.perf_counter() - t0
-    rec: dict = {"preset": f"{name} ({forward})", "image": f"{tr.camera.width}x{tr.camera.height}", "gaussians": tr.model.num_gaussians,
+    sg = tr.model.skin_grid
+    rec: dict = {"preset": f"{name} ({forward}, {_band_name(cfg.model.skin_band)})",
+                 "skin_cells": sg.num_active if sg is not None else 0, "image": f"{tr.camera.width}x{tr.camera.height}", "gaussians": tr.model.num_gaussians,
                  "mode": cfg.render.mode, "backend": tr.backend, "steps": args.steps, "steps_per_s": args.steps / dt,
                  "ms_per_step": 1000.0 * dt / args.steps}
     if args.breakdown_steps:
@@ -191,15 +200,20 @@ def bench_preset(name: str, forward: str, subject, args, work: Path) -> dict:
     return rec
 
 
+def _band_name(band: int) -> str:
+    return "dense" if band < 0 else f"band {band}"
+
+
 def table(rows: list[dict]) -> str:
-    head = ("| preset | image | N | mode | steps/s | ms/step | " + " | ".join(f"{p} ms" for p in PHASES)
+    head = ("| preset | image | N | skin cells | mode | steps/s | ms/step | " + " | ".join(f"{p} ms" for p in PHASES)
             + " | item events/step | stream syncs/step | kernel launches/step | graph launches/step | memcpy/step "
               "| GPU ms/step | host reads/step |")
-    lines = [head, "|" + " --- |" * 4 + " ---: |" * (len(PHASES) + 9)]
+    lines = [head, "|" + " --- |" * 3 + " ---: | --- |" + " ---: |" * (len(PHASES) + 9)]
     for r in rows:
         b = r.get("breakdown_ms", {})
         p = r.get("profile", {})
-        cells = [r["preset"], r["image"], str(r["gaussians"]), r["mode"], f"{r['steps_per_s']:.2f}",
+        cells = [r["preset"], r["image"], str(r["gaussians"]), f"{r['skin_cells']:,}", r["mode"],
+                 f"{r['steps_per_s']:.2f}",
                  f"{r['ms_per_step']:.2f}"] + [f"{b[k]:.2f}" if k in b else "-" for k in PHASES]
         cells += [f"{p[k]:.1f}" if k in p else "-" for k in ("item_events", "stream_syncs", "kernel_launches",
                                                              "graph_launches", "memcpy")]
@@ -232,6 +246,9 @@ def main() -> int:
     ap.add_argument("--forward", default="graphs",
                     help="comma-separated ways to run the avatar's forward pass: eager, graphs (CUDA graphs, the "
                          "default on CUDA), compile (torch.compile); on a CPU graphs is the eager pass")
+    ap.add_argument("--skin-band", default="default",
+                    help="comma-separated widths of the skinning residual's band, each run side by side: dense (or "
+                         "-1), N >= 0 the grid points within N of the template's cells, default the preset's")
     args = ap.parse_args()
 
     import torch
@@ -244,7 +261,13 @@ def main() -> int:
         return 2
     presets = [p for p in args.presets.split(",") if p]
     forwards = [f for f in args.forward.split(",") if f]
+    try:
+        bands = [None if b == "default" else -1 if b == "dense" else int(b) for b in args.skin_band.split(",") if b]
+    except ValueError:
+        print(f"train_speed.py: --skin-band {args.skin_band!r}: give dense, default or integers >= -1", file=sys.stderr)
+        return 2
     bad = [p for p in presets if p not in PRESETS] + [f for f in forwards if f not in FORWARDS]
+    bad += [b for b in bands if b is not None and b < -1]
     if bad or args.steps < 1:
         print(f"train_speed.py: unknown preset(s) or forward(s) {bad} (forwards: {', '.join(FORWARDS)}) "
               f"or --steps < 1", file=sys.stderr)
@@ -252,7 +275,7 @@ def main() -> int:
     args.work.mkdir(parents=True, exist_ok=True)
     root = subject_root(args, "train_speed.py", views=())
     subject = open_subject(root)
-    rows = [bench_preset(p, f, subject, args, args.work) for p in presets for f in forwards]
+    rows = [bench_preset(p, f, subject, args, args.work, b) for p in presets for f in forwards for b in bands]
     dev = torch.cuda.get_device_name(0) if args.device.startswith("cuda") else "CPU"
     print(f"Training speed on {dev} (torch {torch.__version__}), subject {root}; every module on, densification "
           f"off; {args.steps} steps after {args.warmup}; breakdown over {args.breakdown_steps} synchronised steps; "

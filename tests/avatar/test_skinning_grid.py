@@ -151,3 +151,103 @@ def test_fused_blend_equals_weights_then_blend(body):
     g.delta.data.zero_()
     g.blend(pts[0], T).sum().backward()
     assert g.delta.grad is not None and g.delta.grad.abs().sum() > 0
+
+
+# -- the sparse residual (band): exact against a dense residual that is zero outside the active set ----------
+
+def _pair(body, R, band, dtype=torch.float64, seed=0):
+    """A sparse grid with random residual values on its active points and the dense grid holding the same."""
+    s = SkinningGrid.from_body(body, resolution=R, band=band).to(dtype)
+    d = SkinningGrid.from_body(body, resolution=R).to(dtype)
+    with torch.no_grad():
+        s.delta.normal_(0.0, 0.3, generator=torch.Generator().manual_seed(seed))  # some cells clamped to zero
+        d.delta.copy_(s.dense_delta())
+    return s, d
+
+
+def _points(body, g, dtype, seed=1):
+    gen = torch.Generator().manual_seed(seed)
+    v = body.v_template.to(dtype)
+    near = v + 0.01 * torch.randn(v.shape, generator=gen, dtype=dtype)
+    far = g.lo + (g.hi - g.lo) * (torch.rand(300, 3, generator=gen, dtype=dtype) * 1.4 - 0.2)  # also outside the box
+    return torch.cat([near, far])[None].repeat(2, 1, 1)
+
+
+def _transforms(body, dtype, seed=2):
+    from thgs.core import lbs
+
+    pose = 0.4 * torch.randn(2, body.num_joints, 3, generator=torch.Generator().manual_seed(seed), dtype=dtype)
+    T = lbs.pose_to_kinematics(pose, body.rest_joints(None).to(dtype).expand(2, -1, -1), body.parents)
+    return T.skinning_transforms
+
+
+def test_active_set_is_deterministic_and_grows_with_the_band(body):
+    from thgs.avatar.skinning_grid import active_cells
+
+    a = SkinningGrid.from_body(body, resolution=16, band=1)
+    b = SkinningGrid.from_body(body, resolution=16, band=1)
+    assert torch.equal(a.cells, b.cells) and a.delta.shape == (55, a.num_active)
+    assert (a.delta == 0).all() and a.sparse and not SkinningGrid.from_body(body, resolution=16).sparse
+    sizes = [SkinningGrid.from_body(body, resolution=16, band=k).num_active for k in (0, 1, 2)]
+    assert sizes[0] < sizes[1] < sizes[2] < 16 ** 3
+    # every corner of every cell holding a vertex is active at band 0
+    g0 = SkinningGrid.from_body(body, resolution=16, band=0)
+    u = ((body.v_template.double() - g0.lo.double()) / (g0.hi - g0.lo).double() * 15).floor().long().clamp(0, 14)
+    flat = (u[:, 2] * 16 + u[:, 1]) * 16 + u[:, 0]
+    for off in (0, 1, 16, 17, 256, 257, 272, 273):
+        assert bool(torch.isin(flat + off, g0.cells).all())
+    # a hand-checked case: one vertex in cell (1, 1, 1) of a 5^3 grid, band 1: the grid points 0..3 per axis
+    cells = active_cells(np.array([[0.3, 0.3, 0.3]]), np.zeros(3), np.ones(3), 5, 1)
+    want = sorted((z * 5 + y) * 5 + x for z in range(4) for y in range(4) for x in range(4))
+    assert cells.tolist() == want
+    with pytest.raises(ValueError, match="band"):
+        SkinningGrid.from_body(body, resolution=8, band=-1)
+
+
+def test_sparse_equals_dense_weights_blend_and_gradients(body):
+    for R, band in ((12, 0), (20, 1)):
+        s, d = _pair(body, R, band)
+        torch.testing.assert_close(s.grid(), d.grid(), rtol=0, atol=0)
+        pts = _points(body, s, torch.float64)
+        T = _transforms(body, torch.float64)
+        torch.testing.assert_close(s.weights(pts), d.weights(pts), rtol=1e-12, atol=1e-12)
+        ps, pd = pts.clone().requires_grad_(), pts.clone().requires_grad_()
+        got, want = s.blend(ps, T), d.blend(pd, T)
+        torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-10)
+        (got ** 2).sum().backward()
+        (want ** 2).sum().backward()
+        gd = d.delta.grad.reshape(55, -1)
+        torch.testing.assert_close(s.delta.grad, gd[:, s.cells], rtol=1e-9, atol=1e-9)
+        torch.testing.assert_close(ps.grad, pd.grad, rtol=1e-9, atol=1e-9)  # through the look-up's position
+        s.delta.grad = d.delta.grad = None
+        (s.weights(pts)[..., :20] ** 2).sum().backward()
+        (d.weights(pts)[..., :20] ** 2).sum().backward()
+        torch.testing.assert_close(s.delta.grad, d.delta.grad.reshape(55, -1)[:, s.cells], rtol=1e-9, atol=1e-9)
+
+
+def test_sparse_tv_loss_equals_the_dense_one(body):
+    s, d = _pair(body, 14, 1)
+    torch.testing.assert_close(s.tv_loss(), d.tv_loss(), rtol=1e-12, atol=0)
+    s.tv_loss().backward()
+    d.tv_loss().backward()
+    torch.testing.assert_close(s.delta.grad, d.delta.grad.reshape(55, -1)[:, s.cells], rtol=1e-12, atol=1e-15)
+    assert float(SkinningGrid.from_body(body, resolution=14, band=1).tv_loss().detach()) == 0.0
+
+
+def test_sparse_state_dict_round_trip_and_dense_loading(body):
+    s, d = _pair(body, 10, 1, dtype=torch.float32)
+    h = SkinningGrid.from_body(body, resolution=10, band=1)
+    h.load_state_dict(s.state_dict())
+    assert torch.equal(h.delta, s.delta) and set(s.state_dict()) == {"base", "lo", "hi", "cells", "delta"}
+    h2 = SkinningGrid.from_body(body, resolution=10, band=1)
+    h2.load_state_dict(d.state_dict())  # a dense residual that is zero outside the set: its active points
+    assert torch.equal(h2.delta, s.delta)
+    with torch.no_grad():
+        d.delta[:, 0, 0, 0] = 0.5  # a far corner: outside the set
+    with pytest.raises(RuntimeError, match="nonzero outside the active set"):
+        SkinningGrid.from_body(body, resolution=10, band=1).load_state_dict(d.state_dict())
+    with pytest.raises(RuntimeError, match="active set"):
+        SkinningGrid.from_body(body, resolution=10, band=2).load_state_dict(s.state_dict())
+    with pytest.raises(RuntimeError, match="cannot be loaded into a dense grid"):
+        SkinningGrid.from_body(body, resolution=10).load_state_dict({k: v for k, v in s.state_dict().items()
+                                                                     if k != "cells"})

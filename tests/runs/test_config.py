@@ -77,7 +77,8 @@ def test_an_old_config_json_still_loads(tmp_path):
     old = json.loads(OLD_CONFIG.read_text())["config"]
     written = _flat(cfg)
     assert {k: written[k] for k in old} == old  # the same settings; fields added since take their defaults
-    assert {k: written[k] for k in set(written) - set(old)} == {"compile": False, "cuda_graphs": True}
+    assert {k: written[k] for k in set(written) - set(old)} == {"compile": False, "cuda_graphs": True,
+                                                                "skin_band": preset("cpu").model.skin_band}
     older = {k: v for k, v in old.items() if k != "fused_skinning"}
     assert config_from_dict(older).model.fused_skinning is False  # a field it lacks takes its default
 
@@ -91,8 +92,9 @@ def test_a_flat_config_json_loads_to_the_equal_nested_config(tmp_path):
     cfg = read_run_config(run)
     assert cfg == expected
     assert config_from_checkpoint({"config": FLAT_MAIN}) == expected  # avatar.pt / checkpoint.pt alike
-    assert _flat(cfg) == {**FLAT_MAIN, "cuda_graphs": True}  # every flat key went to the field of its flag
-    # (cuda_graphs came after that layout: it takes its default)
+    assert _flat(cfg) == {**FLAT_MAIN, "cuda_graphs": True,  # every flat key went to the field of its flag
+                          "skin_band": preset("cpu").model.skin_band}
+    # (cuda_graphs and skin_band came after that layout: they take their defaults)
     nested = to_dict(cfg)
     assert set(FLAT_MAIN) - set(nested)  # the layout did change
     assert config_from_dict(nested) == cfg  # and the nested layout reads back as written
@@ -102,7 +104,7 @@ def test_a_flat_config_json_loads_to_the_equal_nested_config(tmp_path):
 
 def test_groups_keep_the_flat_flag_names():
     names = flat_names(TrainConfig)
-    assert set(names) == set(FLAT_MAIN) | {"cuda_graphs"}  # the settings (and flags) of the flat layout, + 1 since
+    assert set(names) == set(FLAT_MAIN) | {"cuda_graphs", "skin_band"}  # the flat layout's settings (and flags), + 2 since
     assert names["percent_dense"] == ("densify", "percent_dense")
     assert names["lambda_dssim"] == ("loss", "dssim")
     assert names["pose_lr_final"] == ("schedule", "pose", "lr_final")

@@ -58,6 +58,7 @@ class AvatarOptions:
     skinning: str = "grid"  # "grid": voxel skinning grid with learnable residual (Eq. 18); "parent": parent vertex weights
     grid_resolution: int = 64
     grid_padding: float = 0.1
+    grid_band: int = 2  # grid skinning: the residual lives on the grid points within this band of the template (-1: dense)
     fused_skinning: bool = False  # grid skinning: blend the joint transforms into the grid, one look-up per point
     mouth_margin: float = 0.02  # grown mouth box, units for a 1.7 m body (scaled by body height)
     audio_dim: int = 32
@@ -121,7 +122,8 @@ class THGSAvatar(nn.Module):
         if o.skinning == "grid":
             from thgs.avatar.skinning_grid import SkinningGrid
 
-            self.skin_grid = SkinningGrid.from_body(body, resolution=o.grid_resolution, padding=o.grid_padding)
+            self.skin_grid = SkinningGrid.from_body(body, resolution=o.grid_resolution, padding=o.grid_padding,
+                                                    band=o.grid_band if o.grid_band >= 0 else None)
         elif o.skinning != "parent":
             raise ValueError(f"avatar: skinning must be 'grid' or 'parent', got {o.skinning!r}")
         self.register_buffer("mouth_box", G.mouth_box(body, o.mouth_margin))
@@ -239,10 +241,10 @@ class THGSAvatar(nn.Module):
         shape, expr_basis, posedirs = self.blend_shapes(betas, leb)
         mouth = self.mouth_indices() if (saam and self.saam is not None and self.active["saam"]) else \
             torch.zeros(0, dtype=torch.long, device=body.v_template.device)
-        grid = dict(grid=None)
+        grid: dict = dict(grid=None)
         if self.skin_grid is not None:
             sg = self.skin_grid
-            grid = dict(grid=sg.grid(), grid_lo=sg.lo, grid_hi=sg.hi, grid_eps=sg.eps, fused=o.fused_skinning)
+            grid = dict(sg.lookup(), fused=o.fused_skinning)
         return PoseConstants(
             means=st["means"], parent=st["parent"], shape_offsets=shape, expr_basis=expr_basis, posedirs=posedirs,
             quats=normalize_quaternion(st["quats"]), scales=G.activate_scales(st["log_scales"]), mouth=mouth,

@@ -40,7 +40,10 @@ class PoseConstants:
     body whose joints follow the expression, else None; parents [J] the kinematic tree and jumps its ancestor tables (:func:`thgs.core.lbs.ancestor_jumps`);
     skinning: ``grid`` [J, R, R, R] with its box (``grid_lo``, ``grid_hi``) and ``grid_eps`` (Eq. 18), the
     transforms blended into the grid before one look-up when ``fused``, else the weights looked up and the
-    transforms blended per point; without a grid, ``lbs_weights`` [V, J] of each Gaussian's parent vertex.
+    transforms blended per point; with a sparse residual (:class:`thgs.avatar.skinning_grid.SkinningGrid` with
+    a band) ``grid`` is the fixed base, ``grid_residual`` [J, M] the residual's effect on the M active grid
+    points and ``grid_slots`` [R^3] each grid point's column in it (M: inactive); without a grid,
+    ``lbs_weights`` [V, J] of each Gaussian's parent vertex.
     """
 
     means: Tensor
@@ -63,6 +66,8 @@ class PoseConstants:
     grid_eps: float = 0.0
     fused: bool = True
     lbs_weights: Tensor | None = None
+    grid_residual: Tensor | None = None
+    grid_slots: Tensor | None = None
 
     @property
     def num_expressions(self) -> int:
@@ -95,9 +100,11 @@ def skin_points(k: PoseConstants, mu_e: Tensor, quats: Tensor, rot: Tensor, expr
         joints = joints + torch.einsum("bk,jck->bjc", expression[:, :n], k.joint_expr_basis[..., :n])
     T = lbs.forward_kinematics_jumps(rot, joints, k.parents, k.jumps).skinning_transforms  # [B, J, 4, 4]
     if k.grid is not None and k.fused:
-        M = blend_grid_transforms(k.grid, k.grid_lo, k.grid_hi, k.grid_eps, mu_e, T)  # [B, N, 3, 4]
+        M = blend_grid_transforms(k.grid, k.grid_lo, k.grid_hi, k.grid_eps, mu_e, T, k.grid_residual,
+                                  k.grid_slots)  # [B, N, 3, 4]
     elif k.grid is not None:
-        M = lbs.blend_transforms(grid_weights(k.grid, k.grid_lo, k.grid_hi, k.grid_eps, mu_e), T)
+        M = lbs.blend_transforms(grid_weights(k.grid, k.grid_lo, k.grid_hi, k.grid_eps, mu_e, k.grid_residual,
+                                              k.grid_slots), T)
     else:
         assert k.lbs_weights is not None
         M = lbs.blend_transforms(k.lbs_weights.index_select(0, k.parent), T)  # [B, N, 4, 4]

@@ -301,7 +301,8 @@ def render_speed(model: THGSAvatar, opts: SpeedOptions, device: str) -> dict[str
         "animation_speedup": (parts["animation"].median / parts["animation_fast"].median
                               if parts["animation_fast"].median > 0 else float("nan")),
         "components": {"leb": model.leb is not None, "saam": model.saam is not None,
-                       "skinning": "grid" if model.skin_grid is not None else "parent"},
+                       "skinning": "grid" if model.skin_grid is not None else "parent",
+                       "skin_cells": model.skin_grid.num_active if model.skin_grid is not None else 0},
     })
     return result
 

@@ -25,7 +25,7 @@ import torch
 
 from thgs.avatar.gaussians import InitOptions
 from thgs.avatar.model import AvatarOptions, THGSAvatar
-from thgs.config import to_dict
+from thgs.config import replace_flat, to_dict
 from thgs.runs.checkpoint import FORMAT, VERSION, CheckpointError, read_checkpoint
 from thgs.runs.config import TrainConfig, config_from_dict
 
@@ -41,7 +41,7 @@ def avatar_options(cfg: TrainConfig) -> AvatarOptions:
     return AvatarOptions(
         leb=m.leb and not m.vanilla, saam=m.saam and not m.vanilla,
         use_expression=m.expr and not m.vanilla, use_audio=m.audio and not m.vanilla,
-        joint_opt=m.joint_opt, skinning=m.skinning, grid_resolution=m.grid_resolution,
+        joint_opt=m.joint_opt, skinning=m.skinning, grid_resolution=m.grid_resolution, grid_band=m.skin_band,
         fused_skinning=m.fused_skinning, hash_levels=m.hash_levels, hash_log2_table=m.hash_log2_table,
         init=InitOptions(sh_degree=m.sh_degree, opacity=m.init_opacity, seed=cfg.seed),
     )
@@ -88,11 +88,17 @@ def read_run_config(run_dir: str | Path) -> TrainConfig:
 
 def config_from_checkpoint(ckpt: dict, path: str | Path = "checkpoint") -> TrainConfig:
     """The config stored in a checkpoint (the flat layout of older ones converted); :class:`CheckpointError`
-    naming ``path`` when it does not parse."""
+    naming ``path`` when it does not parse. A checkpoint whose skinning residual is dense ([J, R, R, R]:
+    written before the sparse residual, or with ``skin_band`` -1) gets ``skin_band`` -1, so that it loads and
+    resumes as it was trained."""
     try:
-        return config_from_dict(ckpt["config"])
+        cfg = config_from_dict(ckpt["config"])
     except (ValueError, TypeError, KeyError) as exc:
         raise CheckpointError(f"{path}: field 'config' is not a thgs training config ({exc})") from None
+    delta = ckpt.get("model", {}).get("skin_grid.delta") if isinstance(ckpt.get("model"), dict) else None
+    if delta is not None and delta.dim() == 4 and cfg.model.skin_band != -1:
+        cfg = replace_flat(cfg, skin_band=-1)
+    return cfg
 
 
 def subject_record(root: Any, run_dir: str | Path, name: Any = None) -> dict:

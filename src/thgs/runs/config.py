@@ -56,6 +56,10 @@ class ModelConfig:
     teeth: bool = option(True, help="add the teeth mesh inside the mouth before initialising Gaussians")
     skinning: Skinning = option("grid", help="skinning weights: grid (voxel grid, Eq. 18) or parent (parent vertex)")
     grid_resolution: int = option(64, help="voxel skinning grid resolution per axis")
+    skin_band: int = option(2, help="the skinning residual lives only on the grid points within this many grid "
+                                    "points of the cells holding template vertices (sparse: stored and updated "
+                                    "there only, the same maths as a dense residual that is zero elsewhere); "
+                                    "-1: a dense residual over the whole grid")
     fused_skinning: bool = option(False, help="blend the joint transforms into the skinning grid and look each "
                                               "point up once (the same result as per-point weights; faster on "
                                               "a CPU, slower on a GPU: docs/benchmarks.md)")
@@ -189,8 +193,9 @@ def _fast() -> TrainConfig:
 
 def _cpu() -> TrainConfig:
     # What the CPU demo uses: the fast stages shortened to what two cores do in a few minutes, trained at
-    # the subject's own (small) resolution with RGB colours. The skinning residual (a dense [J, R, R, R]
-    # grid whose Adam update dominates a CPU step) starts late, on a 32^3 grid, without the TV term; the
+    # the subject's own (small) resolution with RGB colours. The skinning residual (chosen when it was a dense
+    # [J, R, R, R] grid whose Adam update dominated a CPU step; sparse since, skin_band) starts late, on a 32^3
+    # grid, without the TV term; the
     # fused grid look-up makes a CPU step 1.36x faster (docs/benchmarks.md).
     return replace_flat(
         _fast(), preset="cpu", steps=600, sh_degree=0, grid_resolution=32, skinning_tv_weight=0.0,
@@ -231,6 +236,7 @@ _DECAYING_LRS = {"lr_position", "lr_position_final", "skinning_lr", "skinning_lr
 # name -> (lowest, highest) allowed, inclusive; None: unbounded.
 _RANGES: dict[str, tuple[float | None, float | None]] = {
     "steps": (1, None), "seed": (0, 2**32 - 1), "train_size": (0, None), "grid_resolution": (2, None),
+    "skin_band": (-1, None),
     "sh_degree": (0, 3), "hash_levels": (1, 32), "hash_log2_table": (1, 24), "init_colors": (0, None),
     "lambda_dssim": (0, 1), "densify_interval": (1, None), "densify_grad_threshold": (0, None),
     "min_opacity": (0, 1), "max_gaussians": (1, None), "log_every": (1, None), "checkpoint_every": (1, None),
