@@ -40,11 +40,11 @@ def test_the_gpu_step_uses_fused_adam_and_staged_images(tiny_subject, tiny_body_
 
 
 def _close_parameters(a, b, terms):
-    """Parameters of two runs that differ only in the order of float operations: almost every element agrees
-    to rounding; Adam divides each gradient by its own running scale, so an element whose gradient is ~0 in
-    both runs may step by about its learning rate either way at every step, and that bounds the rest (the
-    learning rates of every step, from the step's terms: they decay, and a group's first steps have the
-    largest)."""
+    """Parameters of two runs that differ only in the order of float operations: Adam divides each gradient by
+    its own running scale, so an element whose gradient is ~0 in both runs may step by about its learning rate
+    either way at every step, and that bounds every element (the learning rates of every step, from the step's
+    terms: they decay, and a group's first steps have the largest); almost every element with a real gradient
+    (in the last step of the first run, above a thousandth of the parameter's largest) agrees to rounding."""
     group_of = {}
     for opt in (a.gauss_opt, a.module_opt):
         for g in (opt.param_groups if opt is not None else []):
@@ -53,8 +53,11 @@ def _close_parameters(a, b, terms):
     for (na, pa), (nb, pb) in zip(a.model.named_parameters(), b.model.named_parameters()):
         assert na == nb
         x, y = pa.detach(), pb.detach()
-        close = torch.isclose(x, y, rtol=1e-4, atol=1e-5)
-        assert close.float().mean() >= 0.99, na
+        driven = torch.ones_like(x, dtype=torch.bool)
+        if pa.grad is not None and pa.grad.shape == x.shape and float(pa.grad.abs().max()) > 0:
+            driven = pa.grad.abs() > 1e-3 * pa.grad.abs().max()
+        close = torch.isclose(x[driven], y[driven], rtol=1e-4, atol=1e-5)
+        assert close.float().mean() >= 0.99, (na, float(close.float().mean()), int(driven.sum()))
         used = sum(t.get(f"lr_{group_of.get(id(pa))}", 0.0) for t in terms)
         bound = 3.0 * used + 1e-5
         assert (x - y).abs().max() <= bound, (na, float((x - y).abs().max()), bound)
