@@ -72,6 +72,16 @@ def test_axis_angle_gradient_finite_at_zero():
     assert torch.isfinite(aa.grad).all()
 
 
+def _same_as_the_joint_loop(body, fk, frames: int, seed: int) -> None:
+    """``fk(rot, rest)`` gives :func:`lbs.forward_kinematics`'s kinematics for random poses and shapes of ``body``."""
+    g = torch.Generator().manual_seed(seed)
+    rot = axis_angle_to_matrix(0.5 * torch.randn(frames, body.num_joints, 3, generator=g))
+    rest = body.rest_joints(torch.randn(frames, body.num_betas, generator=g))
+    want, got = lbs.forward_kinematics(rot, rest, body.parents), fk(rot, rest)
+    for name in ("global_transforms", "skinning_transforms", "posed_joints"):
+        torch.testing.assert_close(getattr(got, name), getattr(want, name), atol=1e-6, rtol=1e-6)
+
+
 def test_kinematic_levels_and_level_forward_kinematics_match_the_joint_loop():
     from thgs.body import toy
 
@@ -85,13 +95,8 @@ def test_kinematic_levels_and_level_forward_kinematics_match_the_joint_loop():
             p = par[j]
             assert (p == 0 and d == 0) or (d > 0 and p in levels[d - 1].tolist())
     assert len(levels) < body.num_joints / 3  # launches scale with depth, not joint count
-    g = torch.Generator().manual_seed(0)
-    rot = axis_angle_to_matrix(0.5 * torch.randn(3, body.num_joints, 3, generator=g))
-    rest = body.rest_joints(torch.randn(3, body.num_betas, generator=g))
-    want = lbs.forward_kinematics(rot, rest, body.parents)
-    got = lbs.forward_kinematics_levels(rot, rest, body.parents, levels)
-    for name in ("global_transforms", "skinning_transforms", "posed_joints"):
-        torch.testing.assert_close(getattr(got, name), getattr(want, name), atol=1e-6, rtol=1e-6)
+    _same_as_the_joint_loop(body, lambda rot, rest: lbs.forward_kinematics_levels(rot, rest, body.parents, levels),
+                            frames=3, seed=0)
     # a chain has one joint per level
     parents, _ = chain(3)
     assert [t.tolist() for t in lbs.kinematic_levels(parents)] == [[1], [2]]
@@ -108,19 +113,15 @@ def test_pointer_jumping_forward_kinematics_matches_the_joint_loop():
     assert len(jumps) == math.ceil(math.log2(depth + 1))  # doubling spans: log of the depth
     J = body.num_joints
     assert jumps[0].tolist() == [J] + body.parents.tolist()[1:]  # first table: the parents (root: past it)
-    g = torch.Generator().manual_seed(1)
-    rot = axis_angle_to_matrix(0.5 * torch.randn(2, J, 3, generator=g))
-    rest = body.rest_joints(torch.randn(2, body.num_betas, generator=g))
-    want = lbs.forward_kinematics(rot, rest, body.parents)
-    got = lbs.forward_kinematics_jumps(rot, rest, body.parents, jumps)
-    for name in ("global_transforms", "skinning_transforms", "posed_joints"):
-        torch.testing.assert_close(getattr(got, name), getattr(want, name), atol=1e-6, rtol=1e-6)
+    _same_as_the_joint_loop(body, lambda rot, rest: lbs.forward_kinematics_jumps(rot, rest, body.parents, jumps),
+                            frames=2, seed=1)
     # a chain of 5 joints: ancestors 1, 2, 4 generations up, then done
     parents, _ = chain(5)
     assert [t.tolist() for t in lbs.ancestor_jumps(parents)] == [[5, 0, 1, 2, 3], [5, 5, 0, 1, 2], [5, 5, 5, 5, 0]]
     assert lbs.ancestor_jumps(torch.tensor([-1])) == []  # a lone root needs no product
-    one = lbs.forward_kinematics_jumps(rot[:, :1], rest[:, :1], torch.tensor([-1]), [])
-    torch.testing.assert_close(one.global_transforms, lbs.forward_kinematics(rot[:, :1], rest[:, :1],
-                                                                            torch.tensor([-1])).global_transforms)
+    rot, rest = axis_angle_to_matrix(torch.tensor([[[0.3, -0.2, 0.1]]])), torch.tensor([[[0.5, 1.0, -0.2]]])
+    one = lbs.forward_kinematics_jumps(rot, rest, torch.tensor([-1]), [])
+    want = lbs.forward_kinematics(rot, rest, torch.tensor([-1]))
+    torch.testing.assert_close(one.global_transforms, want.global_transforms)
     with pytest.raises(ValueError, match="parents"):
         lbs.ancestor_jumps(torch.tensor([-1, 2, 0]))
