@@ -67,7 +67,9 @@ def project(batch: GaussianBatch, viewmats: Tensor, Ks: Tensor, campos: Tensor, 
     B, N = batch.means.shape[:2]
     means = batch.means.to(f32)
     opacities = batch.opacities.to(f32).expand(B, N)
-    extra = {"opacities": opacities} if _TAKES_OPACITIES.setdefault("v", _projection_takes_opacities()) else {}
+    if "v" not in _TAKES_OPACITIES:  # gsplat >= 1.5 tightens the radii with the opacities
+        _TAKES_OPACITIES["v"] = _projection_takes_opacities()
+    extra = {"opacities": opacities} if _TAKES_OPACITIES["v"] else {}
     radii, means2d, depths, conics, _ = fully_fused_projection(
         means, None, batch.quats.to(f32), batch.scales.to(f32), viewmats, Ks, width, height, eps2d=eps2d,
         near_plane=near, far_plane=far, radius_clip=0.0, packed=False, calc_compensations=False, **extra)
