@@ -133,17 +133,14 @@ class RecordedFrames:
         elif self._staged():
             p = self._project(a.animate(pose, expression, audio, transl))
         else:
-            res = render_batch(a.animate(pose, expression, audio, transl), self.cameras, self.background,
-                               mode=self.mode, backend=self.backend, outputs="rgb",  # type: ignore[arg-type]
-                               surfels_as_3dgs=self.mode == "2dgs")
-            return res
+            return render_batch(a.animate(pose, expression, audio, transl), self.cameras, self.background,
+                                mode=self.mode, backend=self.backend, outputs="rgb",  # type: ignore[arg-type]
+                                surfels_as_3dgs=self.mode == "2dgs")
         assert p is not None
-        bg = self.background.expand(self.batch, 1, 3)
-        rgb, alpha = staged.draw(p, self.width, self.height, bg)
-        radii = p.radii[:, 0]
-        if radii.dim() == 3:
-            radii = radii.amax(-1)
-        return BatchRenderResult(rgb=rgb, alpha=alpha, depth=None, radii=radii.to(torch.int32))
+        from thgs.render.gsplat_backend import max_radii
+
+        rgb, alpha = staged.draw(p, self.width, self.height, self.background.expand(self.batch, 1, 3))
+        return BatchRenderResult(rgb=rgb, alpha=alpha, depth=None, radii=max_radii(p.radii[:, 0], 2))
 
 
 __all__ = ["RecordedFrames"]

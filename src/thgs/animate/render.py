@@ -40,13 +40,32 @@ BATCH = 8
 """Frames per Animator call and per rasterizer call in :func:`render_frames`."""
 
 
+def _audio_shape(drive: Drive) -> tuple[int, int, int]:
+    """The shape (W, T, C) of one frame's audio window of ``drive``; without audio (8, 16, 0), C = 0 standing for
+    the avatar's audio encoder's channels."""
+    return tuple(drive.audio.shape[1:]) if drive.audio is not None else (8, 16, 0)  # type: ignore[return-value]
+
+
+def _frame_inputs(drive: Drive, start: int, stop: int, dev: torch.device) -> tuple:
+    """Frames ``start`` .. ``stop - 1`` of ``drive`` as the Animator's batched inputs on ``dev``: pose,
+    expression, audio windows (or None), translation."""
+    sl = slice(start, stop)
+    audio = drive.audio[sl].to(dev) if drive.audio is not None else None
+    return drive.pose[sl].to(dev), drive.expression[sl].to(dev), audio, drive.transl[sl].to(dev)
+
+
+def _cameras(drive: Drive, start: int, stop: int):
+    """The cameras of frames ``start`` .. ``stop - 1``: one per frame, or the drive's one shared camera."""
+    return [drive.camera(t) for t in range(start, stop)] if len(drive.cameras) > 1 else drive.cameras[0]
+
+
 def drive_animator(model: THGSAvatar, drive: Drive, batch: int = 1) -> Animator:
     """The fast-path :class:`Animator` of ``model`` for the frames of ``drive`` (its betas; on CUDA a CUDA graph
     of ``batch`` frames). Drive frames carry no frame index, so the model's per-frame refinements never apply."""
     dev = next(model.state.parameters()).device
     anim = Animator.from_model(model, betas=drive.betas.to(dev))
     if dev.type == "cuda":
-        anim.capture(batch=batch, audio_shape=tuple(drive.audio.shape[1:]) if drive.audio is not None else (8, 16, 0))
+        anim.capture(batch=batch, audio_shape=_audio_shape(drive))
     return anim
 
 
@@ -63,12 +82,9 @@ def render_frame_batch(model: THGSAvatar, drive: Drive, start: int, stop: int, b
     dev = next(model.state.parameters()).device
     if animator is None:
         animator = drive_animator(model, drive, batch=stop - start)
-    sl = slice(start, stop)
-    audio = drive.audio[sl].to(dev) if drive.audio is not None else None
-    batch = animator.animate(drive.pose[sl].to(dev), drive.expression[sl].to(dev), audio, drive.transl[sl].to(dev))
-    cams = [drive.camera(t) for t in range(start, stop)] if len(drive.cameras) > 1 else drive.cameras[0]
-    res = render_batch(batch, cams, background.to(dev), mode=mode, backend=backend,  # type: ignore[arg-type]
-                       outputs="rgb", surfels_as_3dgs=surfels_as_3dgs)
+    batch = animator.animate(*_frame_inputs(drive, start, stop, dev))
+    res = render_batch(batch, _cameras(drive, start, stop), background.to(dev), mode=mode,  # type: ignore[arg-type]
+                       backend=backend, outputs="rgb", surfels_as_3dgs=surfels_as_3dgs)
     return res.rgb.clamp(0, 1)
 
 
@@ -94,12 +110,9 @@ def render_frames(model: THGSAvatar, drive: Drive, background: Tensor, mode: str
     for start in range(0, T, B):
         stop = min(start + B, T)
         if recorded is not None and stop - start == B:
-            sl = slice(start, stop)
             if len(drive.cameras) > 1:
-                recorded.set_cameras([drive.camera(t) for t in range(start, stop)])
-            audio = drive.audio[sl].to(dev) if drive.audio is not None else None
-            rgb = recorded(drive.pose[sl].to(dev), drive.expression[sl].to(dev), audio, drive.transl[sl].to(dev)).rgb
-            images = to_uint8(rgb.clamp(0, 1))
+                recorded.set_cameras(_cameras(drive, start, stop))
+            images = to_uint8(recorded(*_frame_inputs(drive, start, stop, dev)).rgb.clamp(0, 1))
         else:
             images = to_uint8(render_frame_batch(model, drive, start, stop, background, mode, backend,
                                                  animator=animator, surfels_as_3dgs=surfels_as_3dgs))
@@ -118,10 +131,8 @@ def _recorded_frames(animator: Animator, drive: Drive, background: Tensor, batch
 
     if not (mode == "3dgs" or surfels_as_3dgs):
         return None
-    cams = [drive.camera(t) for t in range(batch)] if len(drive.cameras) > 1 else drive.cameras[0]
-    frames = RecordedFrames(animator, cams, background, batch=batch, mode=mode, backend=backend)
-    audio_shape = tuple(drive.audio.shape[1:]) if drive.audio is not None else (8, 16, 0)
-    return frames if frames.record(audio_shape=audio_shape) else None  # type: ignore[arg-type]
+    frames = RecordedFrames(animator, _cameras(drive, 0, batch), background, batch=batch, mode=mode, backend=backend)
+    return frames if frames.record(audio_shape=_audio_shape(drive)) else None
 
 
 def to_uint8(img: Tensor) -> np.ndarray:

@@ -72,13 +72,19 @@ def _grad_proxy(source: Tensor) -> Tensor:
     return proxy
 
 
-def _colors(g: GaussianSet | GaussianBatch) -> tuple[Tensor, int | None]:
+def gsplat_colors(g: GaussianSet | GaussianBatch) -> tuple[Tensor, int | None]:
     """The shared colours as float32 ([N, 3] or SH [N, K, 3]) and the SH degree gsplat draws them with (None:
     RGB)."""
     colors = g.colors.to(torch.float32)
     if colors.dim() != 3:
         return colors, None
     return colors, g.sh_degree if g.sh_degree is not None else sh_degree_from_coeffs(colors.shape[1])
+
+
+def max_radii(radii: Tensor, dims: int) -> Tensor:
+    """gsplat's projected radii as one int32 radius per Gaussian: ``radii`` has ``dims`` dimensions (gsplat 1.4)
+    or one more, per image axis (gsplat >= 1.5), of which the larger is kept."""
+    return (radii.amax(-1) if radii.dim() > dims else radii).to(torch.int32)
 
 
 @register_backend("gsplat")
@@ -125,7 +131,7 @@ class GsplatBackend:
         f32 = torch.float32
         viewmats = camera.world_to_cam.to(dev, f32)[None]
         Ks = camera.K.to(dev, f32)[None]
-        colors, sh_degree = _colors(g)
+        colors, sh_degree = gsplat_colors(g)
         out, alphas, normals_w, meta = self._rasterize(
             mode, (g.means.to(f32), g.quats.to(f32), g.scales.to(f32), g.opacities.to(f32)),
             colors[None], sh_degree, (viewmats, Ks), camera, background.to(dev, f32)[None], outputs)  # camera dim 1
@@ -140,11 +146,8 @@ class GsplatBackend:
         depth = out[0, ..., 3:4] if outputs != "rgb" else None
         if mode == "2dgs" and outputs == "full":
             surf = normals_from_depth(depth, Ks[0])
-        radii = meta["radii"][0]
-        if radii.dim() == 2:  # gsplat >= 1.5: per-axis radii
-            radii = radii.amax(-1)
         return RenderResult(rgb=rgb, alpha=alphas[0], depth=depth, normals=normals, surf_normals=surf,
-                            radii=radii.to(torch.int32), means2d=_grad_proxy(meta["means2d"]), extras=extras)
+                            radii=max_radii(meta["radii"][0], 1), means2d=_grad_proxy(meta["means2d"]), extras=extras)
 
     def render_batch(self, batch: GaussianBatch, cameras: list[Camera], background: Tensor, mode: Mode,
                      outputs: Outputs = "full") -> BatchRenderResult:
@@ -164,7 +167,7 @@ class GsplatBackend:
         else:
             viewmats = torch.stack([c.world_to_cam for c in cameras]).to(dev, f32)[:, None]
             Ks = torch.stack([c.K for c in cameras]).to(dev, f32)[:, None]
-        colors, sh_degree = _colors(g)
+        colors, sh_degree = gsplat_colors(g)
         colors = colors.expand(B, 1, *colors.shape)  # the frame and camera dimensions: [B, 1, N, 3] / [B, 1, N, K, 3]
         bg = background.to(dev, f32)
         bg = bg.expand(B, 1, 3) if bg.dim() == 1 else bg[:, None]
@@ -182,8 +185,5 @@ class GsplatBackend:
         depth = out[:, 0, ..., 3:4] if outputs != "rgb" else None
         if mode == "2dgs" and outputs == "full":
             surf = torch.stack([normals_from_depth(depth[b], Ks[b, 0]) for b in range(B)])  # type: ignore[index]
-        radii = meta["radii"][:, 0]
-        if radii.dim() == 3:  # gsplat >= 1.5: per-axis radii
-            radii = radii.amax(-1)
         return BatchRenderResult(rgb=rgb, alpha=alphas[:, 0], depth=depth, normals=normals, surf_normals=surf,
-                                 radii=radii.to(torch.int32), extras=extras)
+                                 radii=max_radii(meta["radii"][:, 0], 2), extras=extras)

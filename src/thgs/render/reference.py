@@ -14,8 +14,7 @@ from torch import Tensor
 from thgs.render._project import Projected, camera_center, project_2dgs, project_3dgs
 from thgs.render._raster import composite
 from thgs.render._sh import sh_degree_from_coeffs, sh_to_rgb
-from thgs.render.base import (BatchRenderResult, Camera, GaussianBatch, GaussianSet, Mode, Outputs, RenderResult,
-                              register_backend, render_each)
+from thgs.render.base import Camera, GaussianSet, Mode, Outputs, RenderResult, register_backend
 
 EPS2D = 0.3
 """Screen-space dilation added to the projected 3DGS covariance (gsplat's ``eps2d``)."""
@@ -133,10 +132,3 @@ class ReferenceBackend:
         stats["visible"] = len(p.ids)
         return RenderResult(rgb=image, alpha=alpha, depth=depth, normals=normals, surf_normals=surf,
                             radii=radii, means2d=means2d, extras=stats)
-
-    def render_batch(self, batch: GaussianBatch, cameras: list[Camera], background: Tensor, mode: Mode,
-                     outputs: Outputs = "full") -> BatchRenderResult:
-        """B frames through the single-frame call, one after the other, stacked (the CPU twin of gsplat's one
-        batched call: the same images as :meth:`__call__` of each frame). ``cameras``: one shared or one per
-        frame; ``background`` [3] or [B, 3]."""
-        return render_each(self, batch, cameras, background, mode, outputs=outputs)

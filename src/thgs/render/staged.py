@@ -61,7 +61,7 @@ def project(batch: GaussianBatch, viewmats: Tensor, Ks: Tensor, campos: Tensor, 
     to the Gaussian. Static shapes, no host synchronisation."""
     from gsplat.cuda._wrapper import fully_fused_projection, spherical_harmonics
 
-    from thgs.render._sh import sh_degree_from_coeffs
+    from thgs.render.gsplat_backend import gsplat_colors
 
     f32 = torch.float32
     B, N = batch.means.shape[:2]
@@ -73,9 +73,8 @@ def project(batch: GaussianBatch, viewmats: Tensor, Ks: Tensor, campos: Tensor, 
     radii, means2d, depths, conics, _ = fully_fused_projection(
         means, None, batch.quats.to(f32), batch.scales.to(f32), viewmats, Ks, width, height, eps2d=eps2d,
         near_plane=near, far_plane=far, radius_clip=0.0, packed=False, calc_compensations=False, **extra)
-    colors = batch.colors.to(f32)
-    if colors.dim() == 3:  # SH coefficients [N, K, 3], evaluated per camera
-        degree = batch.sh_degree if batch.sh_degree is not None else sh_degree_from_coeffs(colors.shape[1])
+    colors, degree = gsplat_colors(batch)
+    if degree is not None:  # SH coefficients [N, K, 3], evaluated per camera
         dirs = means[:, None] - campos[:, :, None]  # [B, 1, N, 3]
         visible = (radii > 0).all(-1) if radii.dim() == 4 else radii > 0
         shs = colors.expand(B, 1, *colors.shape)
